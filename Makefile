@@ -1,0 +1,53 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both set the machine up first,
+# idempotently: Debian packages, the virtualenv .venv (with system site packages, for Debian's
+# Electrum), and the project with its test extras.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := python3-venv python3-pip python3-electrum monero sqlite3
+DAEMON ?= btc
+
+.PHONY: setup apt venv test run lint format bench clean
+
+setup: apt venv
+
+# apt-get runs only when a package is missing, so repeated runs cost nothing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+# The stamp is rebuilt when setup.cfg changes, so a new dependency is installed by the next make.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: apt $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check daemons tests bench
+	$(VENV)/bin/ruff format --check daemons tests bench
+
+format: venv
+	$(VENV)/bin/ruff format daemons tests bench
+	$(VENV)/bin/ruff check --fix daemons tests bench
+
+run: setup
+	@echo "No coin daemon exists yet: 'make run' has nothing to start."
+
+bench: setup
+	$(PY) bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) .venv-* *.egg-info .pytest_cache .ruff_cache .hypothesis

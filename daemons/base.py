@@ -1,0 +1,411 @@
+"""BaseDaemon: the coin-agnostic aiohttp server every daemon stands on.
+
+It owns the transport (``POST /``, ``GET /ws``, ``GET /spec``, ``GET /health``), authentication,
+dispatch of the extended JSON-RPC to ``@rpc`` methods, wallet loading (each wallet exactly once),
+durable events and the lifecycle. A coin daemon adds its settings, its load hook, its backend and
+its methods, and never touches HTTP. See the class docstring for the hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import concurrent.futures
+import hmac
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import jsonrpc
+from .events import EventStore
+from .jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    WALLET_LOAD_FAILED,
+    WALLET_REQUIRED,
+    Request,
+    RPCError,
+    WalletIdentity,
+)
+from .rpc import RPCMethod, collect_methods, rpc
+from .settings import CommonSettings, Settings
+from .spec import SPEC_DIR, load_spec, map_message
+from .websocket import Hub
+
+__all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "rpc"]
+
+logger = logging.getLogger(__name__)
+UNAUTHORIZED_BODY = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Unauthorized"}, "id": None}
+UNSET: Any = object()
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a missing library, an unusable setting); the message says why."""
+
+
+def check_basic_auth(header: str | None, login: str, password: str) -> bool:
+    """True only for a well-formed ``Basic`` header with these credentials, compared in constant time."""
+    if not header:
+        return False
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    user, colon, secret = decoded.partition(":")  # the password itself may contain ':'
+    if not colon:
+        return False
+    user_ok = hmac.compare_digest(user.encode(), login.encode())
+    password_ok = hmac.compare_digest(secret.encode(), password.encode())
+    return user_ok & password_ok
+
+
+class BaseDaemon:
+    """A daemon: subclass it, set ``name`` and ``DEFAULT_PORT``, and override the hooks.
+
+    Hooks, each optional: ``load_settings`` (read extra settings with ``self.env``),
+    ``load_backend`` (import heavy libraries; raise ``self.missing_library(...)``),
+    ``start_backend`` / ``stop_backend`` (app start-up and shutdown), ``health``,
+    ``wait_network_ready`` (before ``requires_network`` methods), ``wallet_key``, ``load_wallet``,
+    ``unload_wallet``, ``find_dynamic_method`` / ``list_dynamic_methods`` (methods not declared
+    with ``@rpc``, such as a wrapped library's commands).
+    """
+
+    name = "BASE"
+    DEFAULT_PORT = 5000
+    VERSION = "0.1.0"
+    SPEC_DIR = SPEC_DIR  # where spec/<name>.json lives
+
+    def __init__(self, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> None:
+        self.env_reader = Settings(self.name, environ, env_file)
+        self.load_settings()
+        self.spec = load_spec(self.name, self.SPEC_DIR)
+        self.methods: dict[str, RPCMethod] = collect_methods(self)
+        self.wallets: dict[str, Any] = {}
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self.store: EventStore | None = None
+        self.hub: Hub | None = None
+        self.backend_loaded = False
+        self._app: web.Application | None = None
+
+    # -- settings and start-up --------------------------------------------------------------
+
+    def env(self, key: str, cast: Callable[[Any], Any] = str, default: Any = UNSET) -> Any:
+        """Read ``<NAME>_<key>``; a bad value raises SettingsError naming the variable."""
+        if default is UNSET:
+            return self.env_reader.get(key, cast=cast)
+        return self.env_reader.get(key, cast=cast, default=default)
+
+    def load_settings(self) -> None:
+        self.settings = CommonSettings.read(self.env_reader, self.name, self.DEFAULT_PORT)
+
+    def missing_library(self, package: str, how: str) -> StartupError:
+        return StartupError(f"The {self.name} daemon needs the '{package}' package, which is not installed: {how}")
+
+    def load_backend(self) -> None:
+        """Import heavy libraries here, never at module import time."""
+
+    def ensure_backend_loaded(self) -> None:
+        if not self.backend_loaded:
+            self.load_backend()
+            self.backend_loaded = True
+
+    async def start_backend(self) -> None:
+        """Connect to the backend, start pollers."""
+
+    async def stop_backend(self) -> None:
+        """Stop pollers and processes, flush state."""
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    async def wait_network_ready(self) -> None:
+        """Wait until the backend can serve network calls, or raise RPCError."""
+
+    # -- the application ----------------------------------------------------------------------
+
+    @property
+    def app(self) -> web.Application:
+        if self._app is None:
+            self._app = self.create_app()
+        return self._app
+
+    def create_app(self) -> web.Application:
+        # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
+        app = web.Application(client_max_size=self.settings.max_body_size + 1024)
+        app.router.add_post("/", self.handle_rpc)
+        app.router.add_get("/ws", self.handle_ws)
+        app.router.add_get("/spec", self.handle_spec)
+        app.router.add_get("/health", self.handle_health)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self.ensure_backend_loaded()
+        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.store = EventStore(
+            self.settings.data_path / "events.sqlite3",
+            self.settings.events_retention_count,
+            self.settings.events_retention_days,
+        )
+        self.hub = Hub(
+            self.store, self.name, self.wallet_key, self.settings.ws_queue_size, self.settings.ws_send_timeout
+        )
+        await self.start_backend()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        if self.hub is not None:
+            await self.hub.close_all()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        try:
+            await self.stop_backend()
+            for key in list(self.wallets):
+                await self.forget_wallet(key)
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    @property
+    def state_db(self) -> Any:
+        """The SQLite connection of DATA_PATH's store, for a daemon's own small tables."""
+        assert self.store is not None, "the store opens at start-up"
+        return self.store.db
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM; aiohttp turns both into a graceful shutdown."""
+        logging.basicConfig(
+            level=logging.DEBUG if self.settings.debug else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        self.ensure_backend_loaded()
+        logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
+        web.run_app(self.app, host=self.settings.host, port=self.settings.port, print=None)
+
+    # -- HTTP handlers ------------------------------------------------------------------------
+
+    def authorized(self, request: web.Request) -> bool:
+        return check_basic_auth(request.headers.get("Authorization"), self.settings.login, self.settings.password)
+
+    def unauthorized(self) -> web.Response:
+        return web.json_response(UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": 'Basic realm="daemon"'})
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        try:
+            body = await self.health()
+        except Exception:
+            logger.exception("health check failed")
+            body = {"status": "backend_unavailable"}
+        body = {"name": self.name, "version": self.VERSION, **body}
+        return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
+
+    async def handle_spec(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        return web.json_response(self.full_spec(), dumps=jsonrpc.dumps)
+
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        if not self.authorized(request):
+            return self.unauthorized()
+        assert self.hub is not None
+        return await self.hub.handle(request)
+
+    async def handle_rpc(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        try:
+            body = await self.read_body(request)
+            payload = jsonrpc.decode_body(body)
+        except RPCError as error:
+            status = 413 if error.code == INVALID_REQUEST else 200
+            return web.json_response(jsonrpc.error_response(None, error), status=status)
+        response = await self.dispatch(payload)
+        if response is None:
+            return web.Response(status=204)
+        return web.Response(text=jsonrpc.dumps(response), content_type="application/json")
+
+    async def read_body(self, request: web.Request) -> bytes:
+        limit = self.settings.max_body_size
+        too_large = RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        chunks, size = [], 0
+        while chunk := await request.content.read(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- JSON-RPC dispatch --------------------------------------------------------------------
+
+    async def dispatch(self, payload: Any) -> Any:
+        """Answer one request or a batch; None when nothing is to be sent back."""
+        if isinstance(payload, list):
+            if not payload:
+                return jsonrpc.error_response(None, RPCError(INVALID_REQUEST, "Invalid request: empty batch"))
+            answers = [await self.handle_single(item) for item in payload]
+            answers = [answer for answer in answers if answer is not None]
+            return answers or None
+        return await self.handle_single(payload)
+
+    async def handle_single(self, obj: Any) -> dict[str, Any] | None:
+        try:
+            request = jsonrpc.parse_request(obj)
+        except RPCError as error:
+            return jsonrpc.error_response(jsonrpc.request_id_of(obj), error)
+        try:
+            result = await self.execute(request)
+        except RPCError as error:
+            response = jsonrpc.error_response(request.id, error)
+        except Exception as exc:
+            response = jsonrpc.error_response(request.id, self.error_from_exception(request, exc))
+        else:
+            response = jsonrpc.result_response(request.id, result)
+        return None if request.is_notification else response
+
+    def error_from_exception(self, request: Request, exc: Exception) -> RPCError:
+        """A backend's exception becomes the spec's code when its message is mapped, else -32603."""
+        message = str(exc) or type(exc).__name__
+        code = map_message(self.spec, message)
+        if code is not None:
+            return RPCError(code, message)
+        logger.error("method %s failed", request.method, exc_info=exc)
+        return RPCError(INTERNAL_ERROR, "Internal error")
+
+    def get_method(self, name: str) -> RPCMethod | None:
+        return self.methods.get(name) or self.find_dynamic_method(name)
+
+    async def execute(self, request: Request) -> Any:
+        method = self.get_method(request.method)
+        if method is None:
+            raise RPCError(METHOD_NOT_FOUND, "Procedure not found")
+        if method.requires_wallet and request.identity is None:
+            raise RPCError(WALLET_REQUIRED, f"{method.name} needs a wallet: pass it as the 'xpub' argument")
+        injected: dict[str, Any] = {"identity": request.identity, "wallet": None}
+        bound = method.bind(request.args, request.kwargs, injected)
+        if method.requires_network:
+            await self.wait_network_ready()
+        if request.identity is not None and (method.requires_wallet or method.takes("wallet")):
+            wallet = await self.get_wallet(request.identity)
+            if "wallet" in bound.arguments:
+                bound.arguments["wallet"] = wallet
+        return await self.call(method, bound)
+
+    async def call(self, method: RPCMethod, bound: inspect.BoundArguments) -> Any:
+        result = method.func(*bound.args, **bound.kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def find_dynamic_method(self, name: str) -> RPCMethod | None:
+        return None
+
+    def list_dynamic_methods(self) -> list[str]:
+        return []
+
+    def method_names(self) -> list[str]:
+        return sorted(set(self.methods) | set(self.list_dynamic_methods()))
+
+    def full_spec(self) -> dict[str, Any]:
+        catalogue = {}
+        for name in self.method_names():
+            method = self.get_method(name)
+            if method is not None:
+                catalogue[name] = method.describe()
+        return {**self.spec, "methods": catalogue}
+
+    # -- wallets ------------------------------------------------------------------------------
+
+    def wallet_key(self, identity: WalletIdentity) -> str:
+        """The wallet's name in events, websocket scopes and the wallet cache.
+
+        It is stored in DATA_PATH and sent to listeners: a daemon whose identities can be secrets
+        (seeds, private keys) should derive a non-secret key from them.
+        """
+        return identity.key
+
+    async def load_wallet(self, identity: WalletIdentity) -> Any:
+        """Build the wallet object for an identity; raise to refuse it (-32005)."""
+        return identity
+
+    async def unload_wallet(self, key: str, wallet: Any) -> None:
+        """Release what a loaded wallet holds."""
+
+    async def get_wallet(self, identity: WalletIdentity) -> Any:
+        """The loaded wallet, loading it once however many requests ask for it at the same time."""
+        key = self.wallet_key(identity)
+        if key in self.wallets:
+            return self.wallets[key]
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load_once(key, identity))
+            self._loading[key] = pending
+        # shield: one impatient caller going away must not cancel the load for everyone else.
+        return await asyncio.shield(pending)
+
+    async def _load_once(self, key: str, identity: WalletIdentity) -> Any:
+        try:
+            wallet = await self.load_wallet(identity)
+        except RPCError:
+            raise
+        except Exception as exc:
+            raise RPCError(WALLET_LOAD_FAILED, f"Error loading wallet: {exc}") from exc
+        finally:
+            self._loading.pop(key, None)
+        self.wallets[key] = wallet
+        return wallet
+
+    async def forget_wallet(self, key: str) -> bool:
+        wallet = self.wallets.pop(key, None)
+        if wallet is None:
+            return False
+        await self.unload_wallet(key, wallet)
+        return True
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def notify(self, event: str, fields: dict[str, Any], wallet: str | None = None) -> int:
+        """Store an event durably, then push it to the sockets whose scope it concerns. Returns its id."""
+        assert self.store is not None and self.hub is not None, "events start with the app"
+        stored = self.store.append(event, fields, wallet)
+        self.hub.publish(stored)
+        return stored.id
+
+    def notify_threadsafe(
+        self, loop: asyncio.AbstractEventLoop, event: str, fields: dict[str, Any], wallet: str | None = None
+    ) -> concurrent.futures.Future[int]:
+        """``notify`` from a foreign thread; events keep the order in which threads submit them."""
+        return asyncio.run_coroutine_threadsafe(self.notify(event, fields, wallet), loop)
+
+    # -- methods every daemon has --------------------------------------------------------------
+
+    @rpc
+    async def help(self, method: str | None = None) -> Any:
+        """Without an argument, the names of all methods; with one, its parameters and doc."""
+        if method is None:
+            return self.method_names()
+        found = self.get_method(method)
+        if found is None:
+            raise RPCError(METHOD_NOT_FOUND, "Procedure not found")
+        return {"name": found.name, **found.describe()}
+
+    @rpc
+    async def get_updates(self, identity: WalletIdentity | None = None, since: int | None = None) -> list[dict]:
+        """Stored events of the wallet: after ``since``, or since this wallet's previous get_updates call."""
+        if identity is None:
+            raise RPCError(WALLET_REQUIRED, "get_updates needs a wallet: pass it as the 'xpub' argument")
+        if since is not None and since < 0:
+            raise RPCError(jsonrpc.INVALID_PARAMS, "'since' must be a non-negative event id")
+        assert self.store is not None
+        return [event.to_message() for event in self.store.updates_for(self.wallet_key(identity), since)]

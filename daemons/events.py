@@ -1,0 +1,131 @@
+"""Durable wallet events: an append-only SQLite log with monotonic ids.
+
+An event is written (and fsynced) before anyone is told of it, so its id is a cursor a client
+can hand back with ``since`` after a disconnect or a daemon restart and lose nothing. SQLite's
+AUTOINCREMENT guarantees ids never repeat, even after old rows are pruned by retention.
+Writes are small and local, so they run on the event loop: that keeps the order in which events
+are stored identical to the order in which they are fanned out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .jsonrpc import json_default
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    wallet TEXT,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_wallet ON events (wallet, id);
+CREATE TABLE IF NOT EXISTS update_cursors (
+    wallet TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+);
+"""
+PRUNE_EVERY = 1000  # appends between two retention passes
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    name: str
+    wallet: str | None
+    fields: dict[str, Any]
+    created: float
+
+    def to_message(self) -> dict[str, Any]:
+        """The event as listeners see it: ``{"event": name, "id": id, ...fields}``."""
+        return {**self.fields, "event": self.name, "id": self.id}
+
+    def concerns(self, wallets: set[str] | None) -> bool:
+        """Global events (no wallet) reach everyone; a wallet's events reach unscoped and matching sockets."""
+        return wallets is None or self.wallet is None or self.wallet in wallets
+
+
+class EventStore:
+    """The event log and the per-wallet cursors of polling clients (``get_updates``)."""
+
+    def __init__(self, path: Path, retention_count: int = 100_000, retention_days: float = 30.0) -> None:
+        self.path = path
+        self.retention_count = retention_count
+        self.retention_days = retention_days
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: an event the daemon has announced survives a power cut, not just a crash.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self._appends = 0
+        self.prune()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def append(self, name: str, fields: dict[str, Any], wallet: str | None = None) -> Event:
+        payload = json.dumps(fields, default=json_default, separators=(",", ":"))
+        created = time.time()
+        cursor = self.db.execute(
+            "INSERT INTO events (wallet, name, payload, created) VALUES (?, ?, ?, ?)",
+            (wallet, name, payload, created),
+        )
+        event_id = cursor.lastrowid
+        assert event_id is not None
+        self._appends += 1
+        if self._appends % PRUNE_EVERY == 0:
+            self.prune()
+        return Event(event_id, name, wallet, json.loads(payload), created)
+
+    def last_id(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row[0]) if row else 0
+
+    def fetch(self, after: int, wallets: Iterable[str] | None = None, limit: int = 500) -> list[Event]:
+        """Events with id > ``after`` that a socket scoped to ``wallets`` (None: unscoped) would get."""
+        if wallets is None:
+            rows = self.db.execute(
+                "SELECT id, name, wallet, payload, created FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            )
+        else:
+            keys = list(wallets)
+            marks = ",".join("?" * len(keys))
+            rows = self.db.execute(
+                "SELECT id, name, wallet, payload, created FROM events "
+                f"WHERE id > ? AND (wallet IS NULL OR wallet IN ({marks})) ORDER BY id LIMIT ?",
+                (after, *keys, limit),
+            )
+        return [Event(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
+
+    def updates_for(self, wallet: str, since: int | None = None, limit: int = 1000) -> list[Event]:
+        """Events for a polling client: after ``since``, or after its previous call without one."""
+        if since is None:
+            row = self.db.execute("SELECT last_id FROM update_cursors WHERE wallet = ?", (wallet,)).fetchone()
+            since = row[0] if row else 0
+        events = self.fetch(since, [wallet], limit)
+        last = events[-1].id if events else max(since, 0)
+        self.db.execute(
+            "INSERT INTO update_cursors (wallet, last_id) VALUES (?, ?) "
+            "ON CONFLICT (wallet) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+            (wallet, last),
+        )
+        return events
+
+    def prune(self) -> None:
+        """Apply retention: drop events older than the age limit, then the oldest beyond the count limit."""
+        cutoff = time.time() - self.retention_days * 86400
+        self.db.execute("DELETE FROM events WHERE created < ?", (cutoff,))
+        self.db.execute(
+            "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (self.retention_count,),
+        )

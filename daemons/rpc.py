@@ -1,0 +1,218 @@
+"""The method registry: the ``@rpc`` decorator and binding JSON arguments to a method's signature.
+
+Binding happens before a method runs, so arguments that do not fit its signature, or that have
+the wrong JSON type for a simply-annotated parameter, are the client's error (-32602) and never
+reach the method as an internal error. The parameters ``wallet`` and ``identity`` are injected by
+the daemon from the request's ``xpub``; a client cannot pass them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .jsonrpc import INVALID_PARAMS, RPCError
+
+INJECTED = ("wallet", "identity")
+RPC_ATTRIBUTE = "__rpc__"
+
+
+@dataclass(frozen=True)
+class RPCOptions:
+    name: str | None = None
+    requires_wallet: bool = False
+    requires_network: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class RPCMethod:
+    """A callable exposed through ``POST /``; ``func`` may be sync or async."""
+
+    name: str
+    func: Callable[..., Any]
+    requires_wallet: bool = False
+    requires_network: bool = False
+    doc: str = ""
+    aliases: tuple[str, ...] = ()
+    _signature: inspect.Signature | None = field(default=None, repr=False)
+    _hints: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def signature(self) -> inspect.Signature:
+        if self._signature is None:
+            try:
+                self._signature = inspect.signature(self.func)
+            except (TypeError, ValueError):
+                anything = [
+                    inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+                ]
+                self._signature = inspect.Signature(anything)
+        return self._signature
+
+    @property
+    def hints(self) -> dict[str, Any]:
+        if self._hints is None:
+            try:
+                self._hints = typing.get_type_hints(self.func)
+            except Exception:  # unresolvable annotations only lose the type check
+                self._hints = {}
+        return self._hints
+
+    def takes(self, name: str) -> bool:
+        return name in self.signature.parameters
+
+    def public_params(self) -> list[str]:
+        """The parameters a client passes, as ``help`` and ``/spec`` show them."""
+        shown = []
+        for param in self.signature.parameters.values():
+            if param.name in INJECTED:
+                continue
+            text = param.name
+            if param.kind is param.VAR_POSITIONAL:
+                text = f"*{param.name}"
+            elif param.kind is param.VAR_KEYWORD:
+                text = f"**{param.name}"
+            elif param.default is not param.empty:
+                text = f"{param.name}={param.default!r}"
+            shown.append(text)
+        return shown
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "params": self.public_params(),
+            "requires_wallet": self.requires_wallet,
+            "requires_network": self.requires_network,
+            "doc": self.doc,
+        }
+
+    def bind(self, args: list[Any], kwargs: dict[str, Any], injected: dict[str, Any]) -> inspect.BoundArguments:
+        """Bind client arguments plus injected ones; anything that does not fit is -32602."""
+        for name in INJECTED:
+            if name in kwargs:
+                raise RPCError(INVALID_PARAMS, f"'{name}' is not an argument: pass the wallet as 'xpub'")
+        client_signature = self.signature.replace(
+            parameters=[p for p in self.signature.parameters.values() if p.name not in INJECTED]
+        )
+        try:
+            client = client_signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise RPCError(INVALID_PARAMS, f"Invalid params for {self.name}: {exc}") from exc
+        # Rebuild against the full signature so injected parameters keep their place.
+        bound = self.signature.bind_partial()
+        for name in self.signature.parameters:
+            if name in INJECTED and name in injected:
+                bound.arguments[name] = injected[name]
+            elif name in client.arguments:
+                value = client.arguments[name]
+                bound.arguments[name] = coerce(name, value, self.hints[name]) if name in self.hints else value
+        return bound
+
+
+def rpc(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    requires_wallet: bool = False,
+    requires_network: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    """Mark a daemon method as callable through ``POST /`` (usable bare or with options)."""
+    options = RPCOptions(name, requires_wallet, requires_network, tuple(aliases))
+
+    def mark(target: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(target, RPC_ATTRIBUTE, options)
+        return target
+
+    return mark(func) if func is not None else mark
+
+
+def collect_methods(instance: object) -> dict[str, RPCMethod]:
+    """Every ``@rpc`` method of an instance, by name and alias.
+
+    Walking the MRO from the base up means a subclass may override a decorated method without
+    decorating it again, and its version (found by getattr) is the one registered.
+    """
+    registry: dict[str, RPCMethod] = {}
+    seen: dict[str, RPCOptions] = {}
+    for cls in reversed(type(instance).__mro__):
+        for attr, value in vars(cls).items():
+            options = getattr(value, RPC_ATTRIBUTE, None)
+            if isinstance(options, RPCOptions):
+                seen[attr] = options
+    for attr, options in seen.items():
+        bound = getattr(instance, attr)
+        method = RPCMethod(
+            name=options.name or attr,
+            func=bound,
+            requires_wallet=options.requires_wallet,
+            requires_network=options.requires_network,
+            doc=inspect.getdoc(bound) or "",
+            aliases=options.aliases,
+        )
+        for key in (method.name, *method.aliases):
+            registry[key] = method
+    return registry
+
+
+_SIMPLE = {str, int, float, bool, list, dict, Decimal}
+
+
+def coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check a JSON value against a simple annotation; other annotations are left to the method."""
+    allowed = _union_members(annotation)
+    if allowed is None:
+        return value
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        converted = _convert(value, kind)
+        if converted is not _NO:
+            return converted
+    expected = " or ".join(sorted(k.__name__ for k in allowed if k is not type(None)))
+    raise RPCError(INVALID_PARAMS, f"Invalid value for '{name}': expected {expected}, got {type(value).__name__}")
+
+
+def _union_members(annotation: Any) -> set[type] | None:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = set(typing.get_args(annotation))
+    elif origin in (list, dict):
+        members = {origin}
+    else:
+        members = {annotation}
+    members = {typing.get_origin(m) or m for m in members}
+    if not members - {type(None)} or not (members - {type(None)}) <= _SIMPLE:
+        return None
+    return members
+
+
+_NO = object()
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is bool:
+        return value if isinstance(value, bool) else _NO
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        return _NO
+    if kind is float:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NO
+    if kind is Decimal:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return _NO
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return _NO
+        return number if number.is_finite() else _NO
+    return value if isinstance(value, kind) else _NO

@@ -1,0 +1,180 @@
+"""Websocket fan-out of stored events, one writer task per socket.
+
+Each socket has a bounded queue of live events and a cursor (the last event id it was sent or
+is known to have seen). A socket that falls behind is never allowed to hold memory or slow the
+others down: when its queue overflows it switches to catch-up mode and reads the missed events
+from the durable store, in pages, until it reaches the head again. ``since`` replay is the same
+catch-up mode started from the client's cursor. A socket whose peer stops reading entirely is
+closed after the send timeout; the client can come back with ``since``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from .events import Event, EventStore
+from .jsonrpc import RPCError, WalletIdentity, dumps, parse_identity
+
+logger = logging.getLogger(__name__)
+CATCH_UP_PAGE = 200
+CLOSE_TOO_SLOW = 4008  # application close code: the client stopped reading
+
+
+class WSClient:
+    """One connected socket: its scope, its live queue and the task that writes to it."""
+
+    def __init__(self, ws: web.WebSocketResponse, hub: Hub, cursor: int) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.scope: set[str] | None = None
+        self.cursor = cursor
+        # Every in-scope event with an id in [first_sent, sent_max] has been sent on this socket.
+        self.first_sent: int | None = None
+        self.sent_max = 0
+        self.catching_up = False
+        self.pending: deque[Event] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, event: Event) -> None:
+        if self.catching_up or not event.concerns(self.scope):
+            return  # in catch-up mode the store supplies it
+        if len(self.pending) >= self.hub.queue_size:
+            self.start_catch_up(self.cursor)
+            return
+        self.pending.append(event)
+        self.wakeup.set()
+
+    def start_catch_up(self, after: int) -> None:
+        self.pending.clear()
+        self.cursor = after
+        self.catching_up = True
+        self.wakeup.set()
+
+    def replay_since(self, since: int) -> None:
+        self.start_catch_up(since)
+
+    def already_sent(self, event: Event) -> bool:
+        return self.first_sent is not None and self.first_sent <= event.id <= self.sent_max
+
+    async def run(self) -> None:
+        try:
+            while not self.ws.closed:
+                if self.catching_up:
+                    await self.catch_up_page()
+                elif self.pending:
+                    event = self.pending.popleft()
+                    if event.id > self.cursor and event.concerns(self.scope):
+                        await self.send([event])
+                else:
+                    self.wakeup.clear()
+                    await self.wakeup.wait()
+        except (TimeoutError, ConnectionResetError, RuntimeError) as exc:
+            logger.info("closing websocket that stopped reading: %s", type(exc).__name__)
+            await self.ws.close(code=CLOSE_TOO_SLOW, message=b"too slow: reconnect with since")
+
+    async def catch_up_page(self) -> None:
+        page = self.hub.store.fetch(self.cursor, self.scope, CATCH_UP_PAGE)
+        if not page:
+            # At the head: nothing can have been stored since fetch() returned (no await in between).
+            self.catching_up = False
+            return
+        # A replay never resends what this socket already received, whatever cursor the client names.
+        await self.send([event for event in page if not self.already_sent(event)])
+        self.cursor = max(self.cursor, page[-1].id)
+
+    async def send(self, events: list[Event]) -> None:
+        for group in group_by_wallet(events):
+            updates = [event.to_message() for event in group]
+            message = {"updates": updates, "wallet": group[0].wallet, "currency": self.hub.currency}
+            await asyncio.wait_for(self.ws.send_str(dumps(message)), self.hub.send_timeout)
+            first = group[0].id if self.first_sent is None else min(self.first_sent, group[0].id)
+            self.first_sent = first
+            self.sent_max = max(self.sent_max, group[-1].id)
+            self.cursor = max(self.cursor, group[-1].id)
+
+
+def group_by_wallet(events: list[Event]) -> list[list[Event]]:
+    """Consecutive events of one wallet share a message, keeping the overall order."""
+    groups: list[list[Event]] = []
+    for event in events:
+        if groups and groups[-1][0].wallet == event.wallet:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    return groups
+
+
+class Hub:
+    """All sockets of one daemon, and the handler that serves ``GET /ws``."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        currency: str,
+        wallet_key: Callable[[WalletIdentity], str],
+        queue_size: int = 1000,
+        send_timeout: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.currency = currency
+        self.wallet_key = wallet_key
+        self.queue_size = queue_size
+        self.send_timeout = send_timeout
+        self.clients: set[WSClient] = set()
+
+    def publish(self, event: Event) -> None:
+        for client in self.clients:
+            client.push(event)
+
+    async def close_all(self) -> None:
+        for client in list(self.clients):
+            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"daemon shutting down")
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        client = WSClient(ws, self, cursor=self.store.last_id())
+        self.clients.add(client)
+        client.task = asyncio.create_task(client.run())
+        try:
+            async for message in ws:
+                if message.type == web.WSMsgType.TEXT:
+                    await self.on_message(client, message.data)
+        finally:
+            self.clients.discard(client)
+            client.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.task
+        return ws
+
+    async def on_message(self, client: WSClient, text: str) -> None:
+        try:
+            self.apply_command(client, json.loads(text))
+        except (ValueError, RPCError) as exc:
+            code = exc.code if isinstance(exc, RPCError) else -32700
+            await client.ws.send_str(dumps({"error": {"code": code, "message": str(exc)}}))
+
+    def apply_command(self, client: WSClient, command: Any) -> None:
+        """Apply ``{"xpub": X}``, ``{"xpubs": [X, ...]}`` and ``{"since": N}``, in that order."""
+        if not isinstance(command, dict):
+            raise ValueError("expected an object with 'xpub', 'xpubs' or 'since'")
+        if "xpub" in command:
+            client.scope = {self.wallet_key(parse_identity(command["xpub"]))}
+        if "xpubs" in command:
+            if not isinstance(command["xpubs"], list):
+                raise ValueError("'xpubs' must be an array")
+            client.scope = {self.wallet_key(parse_identity(x)) for x in command["xpubs"]}
+        if "since" in command:
+            since = command["since"]
+            if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+                raise ValueError("'since' must be a non-negative integer event id")
+            client.replay_since(since)
