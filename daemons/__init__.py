@@ -14,7 +14,13 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-DAEMONS: dict[str, str] = {}
+DAEMONS: dict[str, str] = {
+    "btc": "daemons.btc:BTCDaemon",
+    "bch": "daemons.bch:BCHDaemon",
+    "xmr": "daemons.xmr:XMRDaemon",
+    "bitmessage": "daemons.bitmessage:BitmessageDaemon",
+    "xmrig": "daemons.xmrig:XMRigDaemon",
+}
 
 
 def daemon_class(name: str) -> type[BaseDaemon]:
