@@ -81,7 +81,11 @@ async def test_empty_batch_is_one_invalid_request(daemon):
 async def test_parse_error(daemon):
     async with daemon.session.post(daemon.url, data=b"{not json", headers=daemon.headers) as response:
         body = await response.json()
-    assert body == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: body is not valid JSON"}}
+    assert body == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "Parse error: body is not valid JSON"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -101,7 +105,7 @@ async def test_invalid_requests(daemon, payload):
 
 
 async def test_method_not_found(daemon):
-    status, body = await daemon.raw(request("no_such_method", id=7))
+    _status, body = await daemon.raw(request("no_such_method", id=7))
     assert body == {"jsonrpc": "2.0", "id": 7, "error": {"code": -32601, "message": "Procedure not found"}}
 
 
@@ -129,14 +133,14 @@ async def test_wrong_types_for_decimal_and_xpub(daemon):
 
 
 async def test_internal_error_is_logged_not_leaked(daemon, caplog):
-    status, body = await daemon.raw(request("fail_bug"))
+    _status, body = await daemon.raw(request("fail_bug"))
     assert body["error"] == {"code": -32603, "message": "Internal error"}
     assert "ZeroDivisionError" in caplog.text
     assert await daemon.call("add_numbers", 1, 1) == 2
 
 
 async def test_mapped_backend_error_gets_its_spec_code(daemon):
-    status, body = await daemon.raw(request("fail_mapped"))
+    _status, body = await daemon.raw(request("fail_mapped"))
     assert body["error"] == {"code": -32006, "message": "Insufficient funds in the wallet"}
 
 
@@ -201,4 +205,8 @@ def test_protocol_functions_work_without_a_server():
     with pytest.raises(RPCError) as err:
         jsonrpc.decode_body(b"\xff\xfe")
     assert err.value.code == -32700
-    assert jsonrpc.error_response(None, RPCError(-1, "x")) == {"jsonrpc": "2.0", "id": None, "error": {"code": -1, "message": "x"}}
+    assert jsonrpc.error_response(None, RPCError(-1, "x")) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -1, "message": "x"},
+    }
