@@ -1,0 +1,276 @@
+"""Launch the regtest stack: our regtest node plus a real ElectrumX indexing it, on loopback ports.
+
+Used by the pytest fixtures (tests/regtest_fixtures.py), the benchmark and `make run`
+(`python -m regtest.stack`). Both parts run as child processes so that a test can stop or kill one of them
+and start it again on the same port (ElectrumX lives in its own virtualenv, .venv-electrumx, because it needs
+a newer aiorpcX than the Electrum library of the main one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .electrum_client import ElectrumError, request_sync
+from .errors import RPCError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def electrumx_server_path() -> Path:
+    return Path(os.environ.get("REGTEST_ELECTRUMX_SERVER", REPO_ROOT / ".venv-electrumx" / "bin" / "electrumx_server"))
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not start or answer in time (its log file is named in the message)."""
+
+
+def _stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class NodeProcess:
+    """`python -m regtest` as a child process, with a blocking RPC helper."""
+
+    def __init__(self, datadir: Path, port: int, user: str, password: str, log_path: Path) -> None:
+        self.datadir, self.port, self.user, self.password, self.log_path = datadir, port, user, password, log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.user}:{self.password}@{HOST}:{self.port}/"
+
+    def start(self, timeout: float = 30.0) -> None:
+        cmd = [sys.executable, "-m", "regtest", "--datadir", str(self.datadir), "--rpcbind", HOST]
+        cmd += ["--rpcport", str(self.port), "--rpcuser", self.user, "--rpcpassword", self.password]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(f"regtest node exited with {self.proc.returncode}, see {self.log_path}")
+            try:
+                self.rpc("getblockcount")
+                return
+            except (OSError, StackError):
+                time.sleep(0.05)
+        raise StackError(f"regtest node did not answer within {timeout}s, see {self.log_path}")
+
+    def stop(self) -> None:
+        _stop_process(self.proc)
+
+    def rpc(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
+        body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}).encode()
+        req = urllib.request.Request(f"http://{HOST}:{self.port}/", body, {"Content-Type": "application/json"})
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                reply = json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                raise StackError("regtest node refused the RPC credentials") from None
+            reply = json.loads(e.read())
+        if reply.get("error"):
+            raise RPCError(reply["error"]["code"], reply["error"]["message"])
+        return reply["result"]
+
+
+class ElectrumXProcess:
+    """ElectrumX (COIN=Bitcoin NET=regtest) indexing one node, serving TCP on loopback only."""
+
+    def __init__(self, db_dir: Path, daemon_url: str, port: int, log_path: Path, poll_ms: int = 100) -> None:
+        self.db_dir, self.daemon_url, self.port, self.log_path, self.poll_ms = (
+            db_dir,
+            daemon_url,
+            port,
+            log_path,
+            poll_ms,
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ELECTRUMX_", "VIRTUAL_ENV"))}
+        env.update(
+            COIN="Bitcoin",  # ElectrumX 2's class for Bitcoin (segwit serialization); NET picks BitcoinRegtest
+            NET="regtest",
+            DB_ENGINE="leveldb",
+            DB_DIRECTORY=str(self.db_dir),
+            DAEMON_URL=self.daemon_url,
+            SERVICES=f"tcp://{HOST}:{self.port}",
+            REPORT_SERVICES="",
+            PEER_DISCOVERY="off",
+            PEER_ANNOUNCE="",
+            ALLOW_ROOT="1",
+            CACHE_MB="64",
+            DAEMON_POLL_INTERVAL_BLOCKS=str(self.poll_ms),
+            DAEMON_POLL_INTERVAL_MEMPOOL=str(self.poll_ms),
+            COST_SOFT_LIMIT="0",  # no per-session throttling: tests and benchmarks hammer it from one address
+            COST_HARD_LIMIT="0",
+            INITIAL_CONCURRENT="50",
+            LOG_LEVEL="info",
+        )
+        return env
+
+    def start(self) -> None:
+        server = electrumx_server_path()
+        if not server.exists():
+            raise StackError(f"{server} not found: run `make electrumx-venv`")
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([str(server)], env=self.environment(), stdout=log, stderr=subprocess.STDOUT)
+
+    def height(self) -> int:
+        return request_sync(HOST, self.port, "blockchain.headers.subscribe")["height"]
+
+    def wait_height(self, height: int, timeout: float = 60.0) -> None:
+        """Block until ElectrumX serves `height` (it opens its port only once caught up with the node)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise StackError(f"ElectrumX exited with {self.proc.returncode}, see {self.log_path}")
+            try:
+                if self.height() >= height:
+                    return
+            except (OSError, ElectrumError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        raise StackError(f"ElectrumX did not reach height {height} within {timeout}s, see {self.log_path}")
+
+    def stop(self) -> None:
+        _stop_process(self.proc, timeout=30.0)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RegtestStack:
+    """Node + ElectrumX under one work dir. Ports are fixed at construction so restarts reuse them."""
+
+    def __init__(
+        self,
+        workdir: Path | str | None = None,
+        *,
+        node_port: int = 0,
+        electrumx_port: int = 0,
+        user: str = "rpcuser",
+        password: str = "rpcpassword",
+        poll_ms: int = 100,
+    ) -> None:
+        self._tmp = None if workdir else tempfile.mkdtemp(prefix="regtest-stack-")
+        self.workdir = Path(workdir or self._tmp)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.node = NodeProcess(
+            self.workdir / "node", node_port or free_port(), user, password, self.workdir / "node.log"
+        )
+        self.electrumx = ElectrumXProcess(
+            self.workdir / "electrumx",
+            self.node.url,
+            electrumx_port or free_port(),
+            self.workdir / "electrumx.log",
+            poll_ms,
+        )
+
+    @property
+    def electrum_server(self) -> str:
+        """Electrum's server string (host:port:protocol) for SERVER/ONESERVER settings."""
+        return f"{HOST}:{self.electrumx.port}:t"
+
+    def start(self) -> RegtestStack:
+        self.node.start()
+        self.start_electrumx()
+        return self
+
+    def start_electrumx(self, timeout: float = 60.0) -> None:
+        self.electrumx.start()
+        self.electrumx.wait_height(self.node.rpc("getblockcount"), timeout)
+
+    def stop(self) -> None:
+        self.electrumx.stop()
+        self.node.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> RegtestStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        return self.node.rpc(method, *params)
+
+    def mine(self, count: int, address: str, timeout: float = 60.0) -> list[str]:
+        """Mine `count` blocks paying `address`; return once ElectrumX serves the new tip."""
+        hashes = self.node.rpc("generatetoaddress", count, address)
+        self.electrumx.wait_height(self.node.rpc("getblockcount"), timeout)
+        return hashes
+
+    async def amine(self, count: int, address: str, timeout: float = 60.0) -> list[str]:
+        """`mine` for async code (the blocking parts run in a worker thread)."""
+        return await asyncio.to_thread(self.mine, count, address, timeout)
+
+    async def arpc(self, method: str, *params: Any) -> Any:
+        return await asyncio.to_thread(self.node.rpc, method, *params)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m regtest.stack", description="Run the regtest node + ElectrumX")
+    p.add_argument("--workdir", default=os.environ.get("REGTEST_WORKDIR", "regtest-data"))
+    p.add_argument("--rpcport", type=int, default=18443)
+    p.add_argument("--electrumx-port", type=int, default=50001)
+    p.add_argument("--mine", type=int, default=0, help="blocks to mine to --address after start")
+    p.add_argument("--address", help="regtest address for --mine")
+    args = p.parse_args(argv)
+    stack = RegtestStack(args.workdir, node_port=args.rpcport, electrumx_port=args.electrumx_port)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        stack.start()
+        if args.mine and args.address:
+            stack.mine(args.mine, args.address)
+        print(
+            f"regtest stack ready: node RPC {stack.node.url.replace(stack.node.password, '***')} "
+            f"ElectrumX {stack.electrum_server} height {stack.rpc('getblockcount')} (logs in {stack.workdir})",
+            flush=True,
+        )
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
