@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := python3-venv python3-pip python3-electrum monero sqlite3
 DAEMON ?= btc
 
-.PHONY: setup apt venv test run lint format bench clean
+.PHONY: setup apt venv electrumx-venv test run lint format bench clean
 
-setup: apt venv
+setup: apt venv electrumx-venv
 
 # apt-get runs only when a package is missing, so repeated runs cost nothing.
 apt:
@@ -32,16 +32,26 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 venv: apt $(VENV)/.installed
 
+# ElectrumX (PyPI e-x, with LevelDB) for the regtest stack, in a virtualenv of its own without system site
+# packages: it needs a newer aiorpcX than Debian's Electrum. regtest/stack.py runs .venv-electrumx/bin/electrumx_server.
+ELECTRUMX_VENV := .venv-electrumx
+$(ELECTRUMX_VENV)/.installed:
+	@test -x $(ELECTRUMX_VENV)/bin/python || /usr/bin/python3 -m venv $(ELECTRUMX_VENV)
+	$(ELECTRUMX_VENV)/bin/pip install -q 'e-x[leveldb]==2.0.0'
+	@touch $@
+
+electrumx-venv: apt $(ELECTRUMX_VENV)/.installed
+
 test: setup
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check daemons tests bench
-	$(VENV)/bin/ruff format --check daemons tests bench
+	$(VENV)/bin/ruff check daemons regtest tests bench
+	$(VENV)/bin/ruff format --check daemons regtest tests bench
 
 format: venv
-	$(VENV)/bin/ruff format daemons tests bench
-	$(VENV)/bin/ruff check --fix daemons tests bench
+	$(VENV)/bin/ruff format daemons regtest tests bench
+	$(VENV)/bin/ruff check --fix daemons regtest tests bench
 
 run: setup
 	@echo "No coin daemon exists yet: 'make run' has nothing to start."
