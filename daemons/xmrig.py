@@ -1,0 +1,383 @@
+"""XMRIG daemon: XMRig miners' HTTP APIs behind the daemons' JSON-RPC, websocket and spec interface.
+
+Each miner is a "wallet" whose xpub identity is the miner's name. Miners come from the ``XMRIG_MINERS``
+setting and from ``add_miner`` at run time (kept in DATA_PATH). One poller per miner reads /2/summary, stores
+it as history and turns state changes into events scoped to that miner. The wire protocol lives in
+``daemons.xmrig_client``, the storage in ``daemons.xmrig_store`` and the change detection in
+``daemons.xmrig_events``; this module only ties them to the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from daemons.base import BaseDaemon, rpc
+from daemons.jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
+from daemons.settings import SettingsError, parse_positive_float
+from daemons.xmrig_client import (
+    ConfigRejected,
+    MinerBadResponse,
+    MinerEndpoint,
+    MinerNotReady,
+    MinerRestricted,
+    MinerUnauthorized,
+    MinerUnavailable,
+    XMRigClient,
+    XMRigError,
+    normalize_url,
+)
+from daemons.xmrig_events import hashrate_of, observe
+from daemons.xmrig_store import XMRigStore
+
+logger = logging.getLogger(__name__)
+
+MINER_NOT_FOUND = -32010
+MINER_UNAUTHORIZED = -32011
+MINER_RESTRICTED = -32012
+MINER_UNAVAILABLE = -32013
+MINER_NOT_READY = -32014
+CONFIG_REJECTED = -32015
+MINER_BAD_RESPONSE = -32016
+MINER_EXISTS = -32017
+MINER_FROM_SETTINGS = -32018
+
+ERROR_CODES: dict[type[XMRigError], int] = {
+    MinerUnauthorized: MINER_UNAUTHORIZED,
+    MinerRestricted: MINER_RESTRICTED,
+    MinerUnavailable: MINER_UNAVAILABLE,
+    MinerNotReady: MINER_NOT_READY,
+    ConfigRejected: CONFIG_REJECTED,
+    MinerBadResponse: MINER_BAD_RESPONSE,
+}
+MAX_NAME_LENGTH = 100
+MAX_HISTORY = 10_000
+
+
+@contextlib.contextmanager
+def miner_errors() -> Iterator[None]:
+    """Turn the client's exceptions into the spec's error codes."""
+    try:
+        yield
+    except XMRigError as exc:
+        raise RPCError(ERROR_CODES.get(type(exc), MINER_BAD_RESPONSE), str(exc)) from exc
+
+
+def endpoint_from(data: Any) -> MinerEndpoint:
+    """A miner's settings from a JSON object; ValueError says what is wrong (never echoing the token)."""
+    if not isinstance(data, dict):
+        raise ValueError("each miner is an object with at least 'name' and 'url'")
+    name, url, token = data.get("name"), data.get("url"), data.get("token")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"a miner's name is a non-empty string of at most {MAX_NAME_LENGTH} characters")
+    if not isinstance(url, str):
+        raise ValueError(f"miner {name!r} needs a 'url' string")
+    if token is not None and not isinstance(token, str):
+        raise ValueError(f"miner {name!r}: 'token' must be a string")
+    tls, verify = data.get("tls", False), data.get("verify_tls", True)
+    if not isinstance(tls, bool) or not isinstance(verify, bool):
+        raise ValueError(f"miner {name!r}: 'tls' and 'verify_tls' are booleans")
+    normalize_url(url, tls)  # raises ValueError for an unusable URL
+    return MinerEndpoint(name, url, token or None, tls, verify)
+
+
+def parse_miners(value: Any) -> list[MinerEndpoint]:
+    """``XMRIG_MINERS``: a JSON list of ``{"name", "url", "token"?, "tls"?, "verify_tls"?}``."""
+    data = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(data, list):
+        raise ValueError("a JSON list of miners is expected")
+    miners = [endpoint_from(item) for item in data]
+    names = [m.name for m in miners]
+    if len(set(names)) != len(names):
+        raise ValueError("miner names must be unique")
+    return miners
+
+
+def parse_time(value: float | str | None, default: float) -> float:
+    """Unix seconds, or an ISO 8601 string (UTC when it has no offset)."""
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise RPCError(INVALID_PARAMS, f"not a time: {value!r} (use unix seconds or ISO 8601)") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def deep_merge(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` laid over ``current``: objects merge key by key, anything else (lists too) replaces."""
+    merged = dict(current)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class Miner:
+    """A managed miner: its client, where it was configured, and its poller."""
+
+    client: XMRigClient
+    source: str
+    online: bool | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+    def describe(self) -> dict[str, Any]:
+        endpoint = self.client.endpoint
+        return {
+            "name": endpoint.name,
+            "url": self.client.base_url,
+            "tls": endpoint.tls,
+            "verify_tls": endpoint.verify_tls,
+            "has_token": endpoint.token is not None,
+            "source": self.source,
+            "online": self.online,
+        }
+
+
+class XMRigDaemon(BaseDaemon):
+    """Manages XMRig miners through their HTTP API and pushes their state changes as events."""
+
+    name = "XMRIG"
+    DEFAULT_PORT = 5013
+
+    def load_settings(self) -> None:
+        super().load_settings()
+        self.configured_miners = self._miners_setting()
+        self.poll_interval: float = self.env("POLL_INTERVAL", cast=parse_positive_float, default=10.0)
+        self.hashrate_interval: float = self.env("HASHRATE_INTERVAL", cast=parse_positive_float, default=60.0)
+        self.request_timeout: float = self.env("TIMEOUT", cast=parse_positive_float, default=10.0)
+        self.history_days: float = self.env("HISTORY_DAYS", cast=parse_positive_float, default=7.0)
+        self.miners: dict[str, Miner] = {}
+
+    def _miners_setting(self) -> list[MinerEndpoint]:
+        """XMRIG_MINERS, read raw: the core's error would echo the value, and it holds access tokens."""
+        name = self.env_reader.variable("MINERS")
+        try:
+            return parse_miners(self.env_reader.raw("MINERS") or "[]")
+        except ValueError as exc:
+            raise SettingsError(f"Invalid value for {name}: {exc}") from None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start_backend(self) -> None:
+        self.xmrig_store = XMRigStore(self.settings.data_path / "xmrig.sqlite3", self.history_days)
+        self.session = aiohttp.ClientSession()
+        for endpoint in self.configured_miners:
+            self._start_miner(endpoint, "settings")
+        for endpoint in await self.xmrig_store.run(self.xmrig_store.load_miners):
+            if endpoint.name in self.miners:
+                logger.warning("stored miner %s is shadowed by the one in XMRIG_MINERS", endpoint.name)
+                continue
+            self._start_miner(endpoint, "runtime")
+
+    async def stop_backend(self) -> None:
+        for name in list(self.miners):
+            await self._stop_miner(name)
+        await self.session.close()
+        self.xmrig_store.close()
+
+    async def health(self) -> dict[str, Any]:
+        online = sum(1 for miner in self.miners.values() if miner.online)
+        return {"status": "ok", "miners": len(self.miners), "online": online}
+
+    def _start_miner(self, endpoint: MinerEndpoint, source: str) -> Miner:
+        miner = Miner(XMRigClient(endpoint, self.session, self.request_timeout), source)
+        self.miners[endpoint.name] = miner
+        miner.task = asyncio.create_task(self._poll_loop(miner), name=f"xmrig-poll-{endpoint.name}")
+        return miner
+
+    async def _stop_miner(self, name: str) -> None:
+        miner = self.miners.pop(name)
+        if miner.task is not None:
+            miner.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await miner.task
+        await self.forget_wallet(name)
+
+    # ------------------------------------------------------------------ polling
+    async def _poll_loop(self, miner: Miner) -> None:
+        while True:
+            try:
+                await self._poll_once(miner)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("polling miner %s failed", miner.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(miner.wake.wait(), self.poll_interval)
+            miner.wake.clear()
+
+    async def _poll_once(self, miner: Miner) -> None:
+        """One poll: events for what changed (stored before the new state), then the history snapshot."""
+        reason = ""
+        try:
+            summary: dict[str, Any] | None = await miner.client.summary()
+        except MinerUnavailable as exc:
+            summary, reason = None, str(exc)
+        except XMRigError as exc:
+            logger.warning("cannot read miner %s: %s", miner.name, exc)
+            return
+        now = time.time()
+        store = self.xmrig_store
+        state = await store.run(store.poll_state, miner.name)
+        events, new_state = observe(state, summary, now, self.hashrate_interval, reason)
+        miner.online = summary is not None
+        for event, fields in events:
+            await self.notify(event, fields, wallet=miner.name)
+        await store.run(store.save_poll_state, miner.name, new_state)
+        if summary is not None:
+            await store.run(store.add_snapshot, miner.name, now, summary)
+
+    # ------------------------------------------------------------------ wallets are miners
+    async def load_wallet(self, identity: WalletIdentity) -> Miner:
+        miner = self.miners.get(identity.key)
+        if miner is None:
+            raise RPCError(MINER_NOT_FOUND, f"no miner named {identity.key!r}; see list_miners")
+        return miner
+
+    # ------------------------------------------------------------------ per-miner methods
+    @rpc(requires_wallet=True)
+    async def summary(self, wallet: Miner) -> dict[str, Any]:
+        """The miner's /2/summary: hashrate, shares, pool connection, paused flag."""
+        with miner_errors():
+            return await wallet.client.summary()
+
+    @rpc(requires_wallet=True)
+    async def backends(self, wallet: Miner) -> list[Any]:
+        """The miner's /2/backends (CPU, OpenCL, CUDA); -32014 while a freshly started XMRig is not ready."""
+        with miner_errors():
+            return await wallet.client.backends()
+
+    @rpc(requires_wallet=True)
+    async def config(self, wallet: Miner) -> dict[str, Any]:
+        """The miner's whole config (/2/config); refused by a miner in restricted mode."""
+        with miner_errors():
+            return await wallet.client.config()
+
+    @rpc(requires_wallet=True)
+    async def set_config(self, wallet: Miner, config: dict) -> dict[str, Any]:
+        """Merge a partial config into the current one and send it whole (XMRig replaces its config)."""
+        if not config:
+            raise RPCError(INVALID_PARAMS, "config is an object with the settings to change")
+        with miner_errors():
+            merged = deep_merge(await wallet.client.config(), config)
+            await wallet.client.put_config(merged)
+            result = await wallet.client.config()
+        wallet.wake.set()
+        return result
+
+    @rpc(requires_wallet=True)
+    async def pause(self, wallet: Miner) -> bool:
+        """Pause mining (json_rpc pause)."""
+        return await self._action(wallet, "pause")
+
+    @rpc(requires_wallet=True)
+    async def resume(self, wallet: Miner) -> bool:
+        """Resume a paused miner (json_rpc resume)."""
+        return await self._action(wallet, "resume")
+
+    @rpc(requires_wallet=True)
+    async def stop(self, wallet: Miner) -> bool:
+        """Stop the miner's backends (json_rpc stop); ``start`` brings them back."""
+        return await self._action(wallet, "stop")
+
+    @rpc(requires_wallet=True)
+    async def start(self, wallet: Miner) -> bool:
+        """Start a stopped miner: XMRig has no start call, so its own config is sent back, which restarts it."""
+        return await self._action(wallet, "start")
+
+    async def _action(self, miner: Miner, action: str) -> bool:
+        with miner_errors():
+            await getattr(miner.client, action)()
+        miner.wake.set()  # poll now so the matching event follows promptly
+        return True
+
+    @rpc(requires_wallet=True)
+    async def hashrate(self, wallet: Miner) -> dict[str, float | None]:
+        """Hashrate averages over 10 s, 60 s and 15 min in H/s (null while XMRig has no figure), and the highest."""
+        with miner_errors():
+            summary = await wallet.client.summary()
+        return {**hashrate_of(summary), "highest": (summary.get("hashrate") or {}).get("highest")}
+
+    @rpc(requires_wallet=True)
+    async def history(
+        self, wallet: Miner, start: float | str | None = None, end: float | str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Stored summaries of the miner between two times (unix seconds or ISO 8601), oldest first."""
+        if not 1 <= limit <= MAX_HISTORY:
+            raise RPCError(INVALID_PARAMS, f"limit is between 1 and {MAX_HISTORY}")
+        low, high = parse_time(start, 0.0), parse_time(end, float("inf"))
+        store = self.xmrig_store
+        return await store.run(store.history, wallet.name, low, min(high, 1e18), limit)
+
+    # ------------------------------------------------------------------ across miners
+    @rpc
+    async def list_miners(self) -> list[dict[str, Any]]:
+        """Every managed miner, without its token."""
+        return [miner.describe() for miner in self.miners.values()]
+
+    @rpc
+    async def add_miner(
+        self, name: str, url: str, token: str | None = None, tls: bool = False, verify_tls: bool = True
+    ) -> dict[str, Any]:
+        """Manage one more miner (kept across restarts); it is polled from now on."""
+        try:
+            endpoint = endpoint_from({"name": name, "url": url, "token": token, "tls": tls, "verify_tls": verify_tls})
+        except ValueError as exc:
+            raise RPCError(INVALID_PARAMS, str(exc)) from exc
+        if name in self.miners:
+            raise RPCError(MINER_EXISTS, f"a miner named {name!r} already exists")
+        await self.xmrig_store.run(self.xmrig_store.save_miner, endpoint)
+        return self._start_miner(endpoint, "runtime").describe()
+
+    @rpc
+    async def remove_miner(self, name: str) -> bool:
+        """Stop managing a miner added with add_miner (its history stays until retention drops it)."""
+        miner = self.miners.get(name)
+        if miner is None:
+            raise RPCError(MINER_NOT_FOUND, f"no miner named {name!r}; see list_miners")
+        if miner.source == "settings":
+            raise RPCError(MINER_FROM_SETTINGS, f"miner {name!r} comes from XMRIG_MINERS: remove it there")
+        await self._stop_miner(name)
+        await self.xmrig_store.run(self.xmrig_store.delete_miner, name)
+        return True
+
+    @rpc
+    async def total_hashrate(self) -> dict[str, Any]:
+        """Hashrates summed over the miners that answer; each miner's own figures or error alongside."""
+        miners = list(self.miners.values())
+        answers = await asyncio.gather(*(m.client.summary() for m in miners), return_exceptions=True)
+        totals: dict[str, float | None] = {"10s": None, "60s": None, "15m": None}
+        per_miner: dict[str, Any] = {}
+        for miner, answer in zip(miners, answers, strict=True):
+            if isinstance(answer, XMRigError):
+                per_miner[miner.name] = {"error": {"code": ERROR_CODES.get(type(answer)), "message": str(answer)}}
+                continue
+            if isinstance(answer, BaseException):
+                raise answer
+            rates = hashrate_of(answer)
+            per_miner[miner.name] = rates
+            for key, value in rates.items():
+                if value is not None:
+                    totals[key] = (totals[key] or 0.0) + value
+        return {**totals, "miners": per_miner}
