@@ -60,6 +60,7 @@ ERROR_CODES: dict[type[XMRigError], int] = {
     MinerBadResponse: MINER_BAD_RESPONSE,
 }
 MAX_NAME_LENGTH = 100
+REDACTED = "********"  # stands for the miner's access token in configs this daemon returns
 MAX_HISTORY = 10_000
 
 
@@ -115,6 +116,22 @@ def parse_time(value: float | str | None, default: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as returned to callers: the miner's own access token is replaced by a placeholder."""
+    http = config.get("http")
+    if isinstance(http, dict) and http.get("access-token") is not None:
+        return {**config, "http": {**http, "access-token": REDACTED}}
+    return config
+
+
+def unredact(update: dict[str, Any]) -> dict[str, Any]:
+    """A config sent back as ``config`` returned it keeps the miner's token instead of the placeholder."""
+    http = update.get("http")
+    if isinstance(http, dict) and http.get("access-token") == REDACTED:
+        return {**update, "http": {k: v for k, v in http.items() if k != "access-token"}}
+    return update
 
 
 def deep_merge(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -270,9 +287,9 @@ class XMRigDaemon(BaseDaemon):
 
     @rpc(requires_wallet=True)
     async def config(self, wallet: Miner) -> dict[str, Any]:
-        """The miner's whole config (/2/config); refused by a miner in restricted mode."""
+        """The miner's whole config (/2/config), its access token masked; refused in restricted mode."""
         with miner_errors():
-            return await wallet.client.config()
+            return redact(await wallet.client.config())
 
     @rpc(requires_wallet=True)
     async def set_config(self, wallet: Miner, config: dict) -> dict[str, Any]:
@@ -280,11 +297,11 @@ class XMRigDaemon(BaseDaemon):
         if not config:
             raise RPCError(INVALID_PARAMS, "config is an object with the settings to change")
         with miner_errors():
-            merged = deep_merge(await wallet.client.config(), config)
+            merged = deep_merge(await wallet.client.config(), unredact(config))
             await wallet.client.put_config(merged)
             result = await wallet.client.config()
         wallet.wake.set()
-        return result
+        return redact(result)
 
     @rpc(requires_wallet=True)
     async def pause(self, wallet: Miner) -> bool:

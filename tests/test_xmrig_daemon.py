@@ -98,6 +98,11 @@ async def test_every_method_on_two_miners(daemon: DaemonClient, rigs: tuple[XMRi
         assert double.config["donate-level"] == 3
         assert double.config["cpu"]["priority"] == 2 and double.config["cpu"]["enabled"] is True
         assert double.config["http"]["access-token"] == double.token and double.config["http"]["enabled"] is True
+    # the token is masked in what config returns, and a config sent back whole keeps the real one
+    assert configs[0]["http"]["access-token"] == "********"
+    configs[0]["print-time"] = 30
+    await daemon.call("set_config", configs[0], xpub="rig1")
+    assert one.config["print-time"] == 30 and one.token == TOKENS["rig1"]
     err = await rpc_error(daemon.call("set_config", {"pools": []}, xpub="rig1"))
     assert err.code == CONFIG_REJECTED
 
