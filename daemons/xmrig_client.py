@@ -174,6 +174,11 @@ class XMRigClient:
                 return response.status, await response.text()
         except TimeoutError as exc:
             raise MinerUnavailable(f"miner {self.name} did not answer in time") from exc
+        except aiohttp.ClientSSLError as exc:
+            raise MinerUnavailable(
+                f"miner {self.name}: TLS failed ({type(exc).__name__}); "
+                "for a self-signed certificate set verify_tls to false"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise MinerUnavailable(f"miner {self.name} is unreachable ({type(exc).__name__})") from exc
 

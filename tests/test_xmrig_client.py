@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -167,3 +171,46 @@ def test_normalize_url() -> None:
     with pytest.raises(ValueError):
         normalize_url("ftp://rig:21")
     assert "tok" not in repr(MinerEndpoint("a", "127.0.0.1:1", "tok"))
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
+    pytest.importorskip("cryptography")  # Debian's python3-cryptography, present with python3-electrum
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xmrig-double")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+async def test_tls_with_and_without_certificate_verification(session: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async with XMRigDouble(token=TOKEN, ssl_context=self_signed_context(tmp_path)) as double:
+        address = double.url.removeprefix("https://")
+        unverified = XMRigClient(MinerEndpoint("tls", address, TOKEN, tls=True, verify_tls=False), session)
+        assert unverified.base_url.startswith("https://")
+        assert (await unverified.summary())["version"]
+        verified = XMRigClient(MinerEndpoint("tls", address, TOKEN, tls=True), session)
+        with pytest.raises(MinerUnavailable, match="TLS failed"):
+            await verified.summary()

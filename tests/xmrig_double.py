@@ -31,6 +31,7 @@ import asyncio
 import copy
 import json
 import socket
+import ssl
 import time
 from http import HTTPStatus
 from typing import Any
@@ -117,8 +118,10 @@ class XMRigDouble:
         restricted: bool = False,
         pool: str = "pool.example.org:3333",
         port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.ssl_context = ssl_context  # XMRig built with TLS serves its API over https
         self.config = default_config(worker_id, self.port, token, restricted, pool)
         self.paused = False
         self.running = True
@@ -136,14 +139,15 @@ class XMRigDouble:
     # ---------------------------------------------------------------- lifecycle
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> XMRigDouble:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context)
         await self._site.start()
         return self
 
