@@ -45,13 +45,13 @@ INBOX_SCOPED = ("getAllInboxMessages", "getAllInboxMessageIds", "getAllInboxMess
 
 
 class Missing:
-    """The default of a documented parameter the caller must give (shown as <required> in /spec)."""
+    """A parameter the caller did not give: the node applies its documented default, shown in /spec."""
+
+    def __init__(self, default: Any = bmc.REQUIRED) -> None:
+        self.default = default
 
     def __repr__(self) -> str:
-        return "<required>"
-
-
-MISSING: Any = Missing()
+        return "<required>" if self.default is bmc.REQUIRED else repr(self.default)
 
 
 def parse_variant(value: Any) -> str:
@@ -169,7 +169,7 @@ class BitmessageDaemon(BaseDaemon):
     async def run_command(self, name: str, values: dict[str, Any], raw: bool, wallet: Any) -> Any:
         """One node command with the identity applied: default fromAddress, scoped inbox, tracking."""
         cmd = bmc.BY_NAME[name]
-        given = {key: value for key, value in values.items() if value is not MISSING}
+        given = {key: value for key, value in values.items() if not isinstance(value, Missing)}
         if wallet is not None and "fromAddress" in {p.name for p in cmd.params}:
             given.setdefault("fromAddress", wallet.address)
         if wallet is not None and name in INBOX_SCOPED:
@@ -216,7 +216,10 @@ class BitmessageDaemon(BaseDaemon):
             values = dict(zip(names, args, strict=False)) | kwargs
             return await self.run_command(name, values, raw, wallet)
 
-        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=MISSING) for n in names]
+        params = [
+            inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=Missing(p.default))
+            for p in cmd.params
+        ]
         params += [
             inspect.Parameter("raw", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
             inspect.Parameter("wallet", inspect.Parameter.KEYWORD_ONLY, default=None),

@@ -235,6 +235,12 @@ async def test_bad_node_credentials_and_spec(caplog: pytest.LogCaptureFixture) -
             codes = {str(-33000 - n) for n in range(28)} | {"-33100", "-33101", "-33102"}
             assert codes <= set(spec["exceptions"])
             assert set(bmc.BY_NAME) <= set(spec["methods"])
+            assert spec["methods"]["sendMessage"]["params"][3:] == [
+                "message=<required>",
+                "encodingType=2",
+                "TTL=345600",
+                "raw=False",
+            ]
             assert "n0t-the-s3cret" not in json.dumps(spec) + json.dumps(await _health(d)) + caplog.text
 
 
