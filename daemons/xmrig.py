@@ -152,6 +152,7 @@ class Miner:
     client: XMRigClient
     source: str
     online: bool | None = None
+    last_error: str = ""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -252,8 +253,11 @@ class XMRigDaemon(BaseDaemon):
         except MinerUnavailable as exc:
             summary, reason = None, str(exc)
         except XMRigError as exc:
-            logger.warning("cannot read miner %s: %s", miner.name, exc)
+            if str(exc) != miner.last_error:  # once per new error, not on every poll
+                logger.warning("cannot read miner %s: %s", miner.name, exc)
+            miner.last_error = str(exc)
             return
+        miner.last_error = ""
         now = time.time()
         store = self.xmrig_store
         state = await store.run(store.poll_state, miner.name)
