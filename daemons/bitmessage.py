@@ -152,12 +152,18 @@ class BitmessageDaemon(BaseDaemon):
 
     # -- identities ------------------------------------------------------------------------------
 
+    def wallet_key(self, identity: WalletIdentity) -> str:
+        """The address with its BM- prefix, as the node writes it in messages (it accepts both forms)."""
+        key = identity.key.strip()
+        return key if key.startswith("BM-") else "BM-" + key
+
     async def load_wallet(self, identity: WalletIdentity) -> BitmessageIdentity:
+        address = self.wallet_key(identity)
         addresses = await self.node_call("listAddresses")
         own = {row.get("address") for row in addresses.get("addresses", [])}
-        if identity.key not in own:
-            raise RPCError(WALLET_LOAD_FAILED, f"{identity.key} is not one of the Bitmessage node's addresses")
-        return BitmessageIdentity(identity.key)
+        if address not in own:
+            raise RPCError(WALLET_LOAD_FAILED, f"{address} is not one of the Bitmessage node's addresses")
+        return BitmessageIdentity(address)
 
     # -- calling the node ------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ async def test_positional_arguments_identity_and_raw(variant: str) -> None:
         assert {row["ackData"]: row["fromAddress"] for row in await d.call("sent", xpub=me)}[ack2] == me
         to_me, to_other = node.deliver(me, other, "for me", "x"), node.deliver(other, me, "for other", "y")
         assert [row["msgid"] for row in await d.call("inbox", xpub=me)] == [to_me]
+        assert [row["msgid"] for row in await d.call("inbox", xpub=me.removeprefix("BM-"))] == [to_me]
         assert {r["msgid"] for r in (await d.call("getAllInboxMessageIds", xpub=me))["inboxMessageIds"]} == {to_me}
         assert await d.call("getInboxMessageById", to_other, xpub=me) is None
         assert {row["msgid"] for row in await d.call("inbox")} == {to_me, to_other}
