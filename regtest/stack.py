@@ -32,8 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
-def electrumx_server_path() -> Path:
-    return Path(os.environ.get("REGTEST_ELECTRUMX_SERVER", REPO_ROOT / ".venv-electrumx" / "bin" / "electrumx_server"))
+def electrumx_python() -> Path:
+    """The interpreter of ElectrumX's own virtualenv (REGTEST_ELECTRUMX_PYTHON overrides it)."""
+    return Path(os.environ.get("REGTEST_ELECTRUMX_PYTHON", REPO_ROOT / ".venv-electrumx" / "bin" / "python"))
 
 
 def free_port(host: str = HOST) -> int:
@@ -107,14 +108,18 @@ class NodeProcess:
 class ElectrumXProcess:
     """ElectrumX (COIN=Bitcoin NET=regtest) indexing one node, serving TCP on loopback only."""
 
-    def __init__(self, db_dir: Path, daemon_url: str, port: int, log_path: Path, poll_ms: int = 100) -> None:
-        self.db_dir, self.daemon_url, self.port, self.log_path, self.poll_ms = (
-            db_dir,
-            daemon_url,
-            port,
-            log_path,
-            poll_ms,
-        )
+    def __init__(
+        self,
+        db_dir: Path,
+        daemon_url: str,
+        port: int,
+        log_path: Path,
+        poll_ms: int = 100,
+        padding_wait: float | None = 0.0,
+    ) -> None:
+        self.db_dir, self.daemon_url, self.port, self.log_path = db_dir, daemon_url, port, log_path
+        self.poll_ms = poll_ms
+        self.padding_wait = padding_wait  # None keeps ElectrumX's 1 s hold-back (see regtest/electrumx_launch.py)
         self.proc: subprocess.Popen | None = None
 
     def environment(self) -> dict[str, str]:
@@ -138,15 +143,18 @@ class ElectrumXProcess:
             INITIAL_CONCURRENT="50",
             LOG_LEVEL="info",
         )
+        if self.padding_wait is not None:
+            env["REGTEST_ELECTRUMX_PADDING_WAIT"] = str(self.padding_wait)
         return env
 
     def start(self) -> None:
-        server = electrumx_server_path()
-        if not server.exists():
-            raise StackError(f"{server} not found: run `make electrumx-venv`")
+        python = electrumx_python()
+        if not python.exists():
+            raise StackError(f"{python} not found: run `make electrumx-venv`")
         self.db_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [str(python), str(Path(__file__).with_name("electrumx_launch.py"))]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([str(server)], env=self.environment(), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, env=self.environment(), stdout=log, stderr=subprocess.STDOUT)
 
     def height(self) -> int:
         return request_sync(HOST, self.port, "blockchain.headers.subscribe")["height"]
@@ -186,6 +194,7 @@ class RegtestStack:
         user: str = "rpcuser",
         password: str = "rpcpassword",
         poll_ms: int = 100,
+        padding_wait: float | None = 0.0,
     ) -> None:
         self._tmp = None if workdir else tempfile.mkdtemp(prefix="regtest-stack-")
         self.workdir = Path(workdir or self._tmp)
@@ -199,6 +208,7 @@ class RegtestStack:
             electrumx_port or free_port(),
             self.workdir / "electrumx.log",
             poll_ms,
+            padding_wait,
         )
 
     @property
