@@ -53,6 +53,14 @@ def parse_positive_float(value: Any) -> float:
     return number
 
 
+SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL")
+
+
+def is_secret_name(name: str) -> bool:
+    """Settings whose values must never be echoed back, even in an error message."""
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "ip6-localhost"):
         return True
@@ -101,6 +109,9 @@ class Settings:
         try:
             return cast(value)
         except (ValueError, TypeError) as exc:
+            if is_secret_name(name):
+                # Neither the value nor the parser's message (which may quote it) is shown.
+                raise SettingsError(f"Invalid value for {name} (value hidden: it may hold a secret)") from None
             raise SettingsError(f"Invalid value for {name}: {value!r} ({exc})") from exc
 
 

@@ -62,6 +62,13 @@ def test_non_loopback_host_with_default_password_refuses(host):
     make({"SAMPLE_HOST": host, "SAMPLE_PASSWORD": "a-strong-secret"})  # fine with a real password
 
 
+def test_bad_secret_value_is_not_echoed():
+    with pytest.raises(SettingsError) as refused:
+        Settings("sample", {"SAMPLE_API_TOKEN": "hunter2-secret"}, NO_ENV_FILE).get("API_TOKEN", cast=int)
+    assert "SAMPLE_API_TOKEN" in str(refused.value)
+    assert "hunter2" not in str(refused.value) and refused.value.__cause__ is None
+
+
 def test_in_docker_binds_everywhere_but_needs_a_password():
     with pytest.raises(SettingsError):
         make({"IN_DOCKER": "1"})
