@@ -15,6 +15,7 @@ import concurrent.futures
 import hmac
 import inspect
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -375,10 +376,20 @@ class BaseDaemon:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def notify(self, event: str, fields: dict[str, Any], wallet: str | None = None) -> int:
-        """Store an event durably, then push it to the sockets whose scope it concerns. Returns its id."""
+    async def notify(
+        self,
+        event: str,
+        fields: dict[str, Any],
+        wallet: str | None = None,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
+    ) -> int:
+        """Store an event durably, then push it to the sockets whose scope it concerns. Returns its id.
+
+        ``also(db)`` runs in the event's own transaction on ``state_db``: record there that the event
+        was reported, and a crash can neither lose it nor send it twice.
+        """
         assert self.store is not None and self.hub is not None, "events start with the app"
-        stored = self.store.append(event, fields, wallet)
+        stored = self.store.append(event, fields, wallet, also)
         self.hub.publish(stored)
         return stored.id
 

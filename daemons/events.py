@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +72,29 @@ class EventStore:
     def close(self) -> None:
         self.db.close()
 
-    def append(self, name: str, fields: dict[str, Any], wallet: str | None = None) -> Event:
+    def append(
+        self,
+        name: str,
+        fields: dict[str, Any],
+        wallet: str | None = None,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
+    ) -> Event:
+        """Store an event. ``also`` runs in the same transaction: a poller records there what it has
+        reported, so that a crash can neither lose the event nor report it twice."""
         payload = json.dumps(fields, default=json_default, separators=(",", ":"))
         created = time.time()
-        cursor = self.db.execute(
-            "INSERT INTO events (wallet, name, payload, created) VALUES (?, ?, ?, ?)",
-            (wallet, name, payload, created),
-        )
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self.db.execute(
+                "INSERT INTO events (wallet, name, payload, created) VALUES (?, ?, ?, ?)",
+                (wallet, name, payload, created),
+            )
+            if also is not None:
+                also(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
         event_id = cursor.lastrowid
         assert event_id is not None
         self._appends += 1
