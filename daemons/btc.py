@@ -38,6 +38,7 @@ ADDRESS_INVALID = -32004
 INVOICE_NOT_FOUND = -32012
 NETWORK_OFFLINE = -32013
 NOT_SYNCHRONIZED = -32014
+WATCH_ONLY = -32019
 
 SATOSHIS = Decimal(10) ** 8
 
@@ -131,7 +132,8 @@ class BTCDaemon(BaseDaemon):
         self.NETWORK_MAPPING = {name: getattr(electrum.constants, f"set_{name}") for name in self.NETWORKS}
 
     def activate_network(self) -> None:
-        # Electrum's chain parameters are process-global: one network per process.
+        # Electrum's chain parameters are process-global: one network per process (restored at stop).
+        self._previous_net = getattr(self.electrum.constants, "net", None)
         self.NETWORK_MAPPING[self.network_name]()
 
     def config_options(self) -> dict[str, Any]:
@@ -196,6 +198,8 @@ class BTCDaemon(BaseDaemon):
             await self.electrum_daemon.stop()
         if self.router is not None:
             self.router.stop()
+        if getattr(self, "_previous_net", None) is not None:
+            self.electrum.constants.net = self._previous_net
 
     def register_callbacks(self) -> None:
         for event, handler_name in self.CALLBACKS.items():
@@ -245,9 +249,17 @@ class BTCDaemon(BaseDaemon):
         if method.requires_network and wallet is not None:
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
         if self._dynamic.get(method.name) is method:
+            self.check_can_sign(method.name, wallet, bound.arguments)
             # Electrum's @command wrapper finds the wallet only as a keyword argument.
             return await method.func(**bound.arguments)
         return await super().call(method, bound)
+
+    def check_can_sign(self, name: str, wallet: Any, arguments: dict[str, Any]) -> None:
+        """Electrum's private-key commands fail on a watch-only wallet with a TypeError: say why instead."""
+        command = self.electrum.commands.known_commands[name]
+        watch_only = wallet is not None and wallet.is_watching_only()
+        if command.requires_password and watch_only and not arguments.get("unsigned"):
+            raise RPCError(WATCH_ONLY, f"{name} needs private keys and this is a watch-only wallet")
 
     async def health(self) -> dict[str, Any]:
         if self.network is None:
