@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS bitmessage_state (key TEXT PRIMARY KEY, value TEXT NO
 """
 NEW_MESSAGE_FIELDS = ("msgid", "toAddress", "fromAddress", "subject", "receivedTime")
 
-Notify = Callable[[str, dict[str, Any], str | None], Awaitable[int]]
+# BaseDaemon.notify: its ``also`` runs in the event's own transaction on the same connection as
+# ``db``, so an event and the record that it was reported are stored together or not at all.
+Notify = Callable[..., Awaitable[int]]
 
 
 class NodeWatcher:
@@ -75,8 +77,7 @@ class NodeWatcher:
                 "networkStatus": status.get("networkStatus"),
                 "networkConnections": status.get("networkConnections"),
             }
-            await self.notify("node_status", fields, None)
-            self.set_state("node_status", current)
+            await self.notify("node_status", fields, None, also=lambda db: self.set_state("node_status", current))
         return status
 
     async def poll_inbox(self) -> None:
@@ -94,8 +95,11 @@ class NodeWatcher:
             if found and found.get("inboxMessage"):
                 row = found["inboxMessage"][0]
                 fields = {key: row.get(key) for key in NEW_MESSAGE_FIELDS}
-                await self.notify("new_message", fields, row.get("toAddress"))
-            self._mark_seen([msgid])
+                await self.notify(
+                    "new_message", fields, row.get("toAddress"), also=lambda db, m=msgid: self._mark_seen([m])
+                )
+            else:
+                self._mark_seen([msgid])
 
     def _mark_seen(self, msgids: list[str]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO bitmessage_inbox_seen (msgid) VALUES (?)", [(m,) for m in msgids])
@@ -106,8 +110,15 @@ class NodeWatcher:
             status = await self.client.call("getStatus", ackdata)
             if status == previous:
                 continue
-            await self.notify("message_status", {"ackdata": ackdata, "status": status}, wallet)
-            self.db.execute(
-                "UPDATE bitmessage_tracked SET status = ?, final = ? WHERE ackdata = ?",
-                (status, int(status in FINAL_STATUSES), ackdata),
+            await self.notify(
+                "message_status",
+                {"ackdata": ackdata, "status": status},
+                wallet,
+                also=lambda db, a=ackdata, s=status: self._record_status(a, s),
             )
+
+    def _record_status(self, ackdata: str, status: str) -> None:
+        self.db.execute(
+            "UPDATE bitmessage_tracked SET status = ?, final = ? WHERE ackdata = ?",
+            (status, int(status in FINAL_STATUSES), ackdata),
+        )
