@@ -88,8 +88,8 @@ CREATE TABLE IF NOT EXISTS btc_reported (
 class ReportedState:
     """Durable memory of reported facts; a fact is reported only when its value changes.
 
-    The daemon stores an event first and remembers it here after, so a crash between the two can
-    repeat an event but never lose one.
+    The daemon records a fact in the same SQLite transaction that stores its event (BaseDaemon.notify's
+    ``also``), so a crash can neither lose the event nor report it twice.
     """
 
     def __init__(self, db: sqlite3.Connection, daemon: str) -> None:
@@ -104,15 +104,19 @@ class ReportedState:
         ).fetchone()
         return None if row is None else row[0]
 
-    def put(self, kind: str, wallet: str, item: str, value: str) -> None:
-        self.db.execute(
+    def put(self, kind: str, wallet: str, item: str, value: str, db: sqlite3.Connection | None = None) -> None:
+        (db or self.db).execute(
             "INSERT INTO btc_reported (daemon, kind, wallet, item, value) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (daemon, kind, wallet, item) DO UPDATE SET value = excluded.value",
             (self.daemon, kind, wallet, item, value),
         )
 
+    def recorder(self, kind: str, wallet: str, item: str, value: str) -> Callable[[sqlite3.Connection], None]:
+        """``put`` as a callback for the event's own transaction."""
+        return lambda db: self.put(kind, wallet, item, value, db)
+
     def is_new(self, kind: str, wallet: str, item: str, value: str) -> bool:
-        """Whether ``value`` differs from what was last reported (call ``put`` once it is)."""
+        """Whether ``value`` differs from what was last reported."""
         return self.get(kind, wallet, item) != value
 
     def is_higher(self, kind: str, item: str, value: int) -> bool:
