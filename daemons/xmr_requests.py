@@ -1,0 +1,229 @@
+"""Payment requests of XMR wallets: amounts, statuses and their durable table. No I/O but SQLite.
+
+Each request owns one subaddress, so every transfer wallet-rpc reports on that subaddress belongs to it.
+The status is a pure function of the request and those transfers (``evaluate``), so the poller can
+recompute it after a restart and report only real changes. Status numbers are Electrum's, which the
+bitcart SDK and payment processors already understand.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+PICONERO = Decimal(10) ** 12
+PR_UNPAID, PR_EXPIRED, PR_PAID, PR_UNCONFIRMED = 0, 1, 3, 7
+STATUS_STR = {PR_UNPAID: "Unpaid", PR_EXPIRED: "Expired", PR_PAID: "Paid", PR_UNCONFIRMED: "Unconfirmed"}
+FINAL = (PR_PAID,)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS xmr_requests (
+    wallet TEXT NOT NULL,
+    id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    major INTEGER NOT NULL,
+    minor INTEGER NOT NULL,
+    amount INTEGER,
+    memo TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expiration INTEGER,
+    height INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    sent INTEGER NOT NULL,
+    tx_hashes TEXT NOT NULL,
+    PRIMARY KEY (wallet, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS xmr_requests_address ON xmr_requests (wallet, address);
+"""
+
+
+def to_atomic(amount: Any) -> int:
+    """A coin amount (decimal string or number) in piconero; ValueError says why it is refused."""
+    if isinstance(amount, bool) or not isinstance(amount, str | int | float | Decimal):
+        raise ValueError(f"Invalid amount: {amount!r}")
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise ValueError(f"Invalid amount: {amount!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"Invalid amount: {amount!r}")
+    atomic = value * PICONERO
+    if atomic != atomic.to_integral_value():
+        raise ValueError(f"Invalid amount: {amount!r} has more than 12 decimals")
+    return int(atomic)
+
+
+def from_atomic(atomic: int) -> str:
+    """Piconero as a decimal string with exactly 12 decimals."""
+    return f"{Decimal(atomic) / PICONERO:.12f}"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One incoming transfer as wallet-rpc's get_transfers reports it."""
+
+    txid: str
+    amount: int
+    minor: int
+    major: int
+    confirmations: int
+    in_pool: bool
+    height: int
+
+    @classmethod
+    def from_rpc(cls, entry: dict[str, Any]) -> Transfer:
+        index = entry.get("subaddr_index") or {}
+        return cls(
+            txid=str(entry["txid"]),
+            amount=int(entry["amount"]),
+            minor=int(index.get("minor", 0)),
+            major=int(index.get("major", 0)),
+            confirmations=int(entry.get("confirmations", 0)),
+            in_pool=entry.get("type") == "pool",
+            height=int(entry.get("height", 0)),
+        )
+
+
+@dataclass
+class PaymentRequest:
+    wallet: str
+    id: str
+    address: str
+    major: int
+    minor: int
+    amount: int | None
+    memo: str
+    created: int
+    expiration: int | None
+    height: int
+    status: int = PR_UNPAID
+    sent: int = 0
+    tx_hashes: list[str] = field(default_factory=list)
+
+    def expired_at(self, now: float) -> bool:
+        return bool(self.expiration) and now >= self.created + (self.expiration or 0)
+
+    def status_str(self) -> str:
+        if self.status == PR_UNPAID and self.sent > 0:
+            return "Underpaid"
+        return STATUS_STR[self.status]
+
+    def export(self, uri_scheme: str = "monero") -> dict[str, Any]:
+        """The request as clients see it (Electrum's field names, 12-decimal amounts)."""
+        amount = from_atomic(self.amount) if self.amount is not None else "0"
+        uri = f"{uri_scheme}:{self.address}" + (f"?tx_amount={amount}" if self.amount else "")
+        return {
+            "id": self.id,
+            "request_id": self.id,
+            "is_lightning": False,
+            "address": self.address,
+            "subaddress_index": [self.major, self.minor],
+            "amount_XMR": amount,
+            "amount_atomic": self.amount or 0,
+            "message": self.memo,
+            "memo": self.memo,
+            "timestamp": self.created,
+            "time": self.created,
+            "expiration": self.expiration or 0,
+            "expiry": self.expiration or 0,
+            "height": self.height,
+            "status": self.status,
+            "status_str": self.status_str(),
+            "sent_amount": from_atomic(self.sent),
+            "tx_hashes": list(self.tx_hashes),
+            "URI": uri,
+        }
+
+    def payment_event(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "request_id": self.id,
+            "status": self.status,
+            "status_str": self.status_str(),
+            "tx_hashes": list(self.tx_hashes),
+            "sent_amount": from_atomic(self.sent),
+        }
+
+
+def evaluate(
+    request: PaymentRequest, transfers: list[Transfer], confirmations: int, now: float
+) -> tuple[int, int, list[str]]:
+    """(status, sent, tx hashes) of a request given the incoming transfers on its subaddress.
+
+    Seen money counts from the pool on; it is "paid" once the confirmed part covers the amount. A request
+    without an amount is covered by any payment. Paid is final. A request still short when its expiry
+    passes is expired, yet a payment that arrives later is still reported and can still settle it.
+    """
+    mine = [t for t in transfers if t.major == request.major and t.minor == request.minor]
+    sent = sum(t.amount for t in mine)
+    confirmed = sum(t.amount for t in mine if not t.in_pool and t.confirmations >= confirmations)
+    hashes = sorted({t.txid for t in mine}, key=[t.txid for t in mine].index)
+    target = request.amount if request.amount else 1
+    if request.status in FINAL or confirmed >= target:
+        status = PR_PAID
+    elif sent >= target:
+        status = PR_UNCONFIRMED
+    elif request.expired_at(now):
+        status = PR_EXPIRED
+    else:
+        status = PR_UNPAID
+    return status, sent, hashes
+
+
+class RequestStore:
+    """The ``xmr_requests`` table of the daemon's state database."""
+
+    COLUMNS = tuple(PaymentRequest.__dataclass_fields__)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+
+    def _row(self, row: tuple[Any, ...]) -> PaymentRequest:
+        values = dict(zip(self.COLUMNS, row, strict=True))
+        values["tx_hashes"] = json.loads(values["tx_hashes"])
+        return PaymentRequest(**values)
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[PaymentRequest]:
+        columns = ", ".join(self.COLUMNS)
+        rows = self.db.execute(f"SELECT {columns} FROM xmr_requests WHERE {where} ORDER BY created, id", args)
+        return [self._row(row) for row in rows]
+
+    def add(self, request: PaymentRequest) -> None:
+        values = asdict(request)
+        values["tx_hashes"] = json.dumps(values["tx_hashes"])
+        marks = ", ".join("?" * len(self.COLUMNS))
+        self.db.execute(
+            f"INSERT INTO xmr_requests ({', '.join(self.COLUMNS)}) VALUES ({marks})", tuple(values.values())
+        )
+
+    def get(self, wallet: str, key: str) -> PaymentRequest | None:
+        found = self._select("wallet = ? AND (id = ? OR address = ?)", (wallet, key, key))
+        return found[0] if found else None
+
+    def list(self, wallet: str) -> list[PaymentRequest]:
+        return self._select("wallet = ?", (wallet,))
+
+    def pending(self, wallet: str, grace: int = 86400) -> list[PaymentRequest]:
+        """Requests still watched: not paid, and not expired for more than ``grace`` seconds."""
+        return self._select(
+            "wallet = ? AND status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?)",
+            (wallet, PR_PAID, now() - grace),
+        )
+
+    def update(self, request: PaymentRequest) -> None:
+        self.db.execute(
+            "UPDATE xmr_requests SET status = ?, sent = ?, tx_hashes = ? WHERE wallet = ? AND id = ?",
+            (request.status, request.sent, json.dumps(request.tx_hashes), request.wallet, request.id),
+        )
+
+    def clear(self, wallet: str) -> int:
+        return self.db.execute("DELETE FROM xmr_requests WHERE wallet = ?", (wallet,)).rowcount
+
+
+def now() -> int:
+    return int(time.time())
