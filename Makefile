@@ -53,8 +53,13 @@ format: venv
 	$(VENV)/bin/ruff format daemons regtest tests bench
 	$(VENV)/bin/ruff check --fix daemons regtest tests bench
 
+# BTC on regtest, offline (wallets, requests, Electrum's wallet-local commands) until a regtest chain
+# is wired in; override with e.g. `make run BTC_OFFLINE=false BTC_SERVER=127.0.0.1:51001:t`.
 run: setup
-	@echo "No coin daemon exists yet: 'make run' has nothing to start."
+	@echo "Starting the BTC daemon on $${BTC_NETWORK:-regtest}$$( [ "$${BTC_OFFLINE:-true}" = true ] && echo ', offline' ) at http://$${BTC_HOST:-127.0.0.1}:$${BTC_PORT:-5000} (Ctrl-C stops it). Try:"
+	@echo "  curl -s -u electrum:electrumz -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"help\"}' http://127.0.0.1:$${BTC_PORT:-5000}/"
+	@echo "  curl -s -u electrum:electrumz -d '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"add_request\",\"params\":{\"amount\":\"0.001\",\"force\":true,\"xpub\":\"<vpub or seed>\"}}' http://127.0.0.1:$${BTC_PORT:-5000}/"
+	BTC_NETWORK=$${BTC_NETWORK:-regtest} BTC_OFFLINE=$${BTC_OFFLINE:-true} $(PY) -m daemons btc
 
 bench: setup
 	$(PY) bench/dispatch.py
