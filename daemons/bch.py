@@ -1,0 +1,566 @@
+"""The BCH daemon: Electron Cash behind the common contract, on top of the BTC daemon.
+
+Electron Cash is a fork of an old Electrum and differs where it matters: it is synchronous and
+threaded (its Network is a thread, wallets run jobs on it, callbacks fire on its threads), its
+commands object is built per wallet, addresses are ``Address`` objects shown as CashAddr, and its
+callbacks are ``blockchain_updated``, ``new_transaction``, ``payment_received`` and ``verified2``.
+So this class keeps what holds from ``BTCDaemon`` (settings, wallet keys and paths, the
+single-flight loading, error mapping, ``ReportedState`` de-duplication, fee and URL helpers) and
+overrides what differs: every blocking call runs in a worker thread (``asyncio.to_thread``), and
+callbacks reach the loop through ``bch_events.ThreadBridge`` in the order they fired.
+
+Electron Cash is imported only in ``load_electrum``: it is on no registry this project reaches
+(see README, "BCH daemon"), and without it ``python -m daemons bch`` stops with install steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from .base import RPCMethod, rpc
+from .bch_events import Report, ThreadBridge
+from .btc import (
+    ADDRESS_INVALID,
+    NETWORK_OFFLINE,
+    REQUEST_NOT_FOUND,
+    TX_NOT_FOUND,
+    BTCDaemon,
+    format_amount,
+)
+from .btc_config import parse_server
+from .btc_events import ReportedState
+from .jsonrpc import INVALID_PARAMS, RPCError
+
+logger = logging.getLogger(__name__)
+
+BCH_NETWORKS = ("mainnet", "testnet", "testnet4", "scalenet", "chipnet", "regtest")
+INSTALL_HINT = (
+    "Electron Cash is on no package registry: download a source release (Electron-Cash-<version>.tar.gz) "
+    "from Electron Cash's releases and run `pip install Electron-Cash-<version>.tar.gz` in this virtualenv "
+    "(README.md, section 'BCH daemon', has the steps)"
+)
+# Electron Cash's request status codes (electroncash.paymentrequest.PR_*) and the words its commands use.
+STATUS_WORDS = {0: "Pending", 1: "Expired", 2: "Unknown", 3: "Paid", 7: "Unconfirmed"}
+
+
+class ElectronCashError(Exception):
+    """An error Electron Cash raised as a bare BaseException (it often does), made catchable."""
+
+
+@contextlib.contextmanager
+def electron_errors() -> Iterator[None]:
+    """Turn Electron Cash's ``raise BaseException(msg)`` into an Exception with the same message.
+
+    The core turns Exceptions into JSON-RPC errors; a bare BaseException would escape it.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError):
+        raise
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise ElectronCashError(str(exc) or type(exc).__name__) from exc
+
+
+async def in_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking Electron Cash call in a worker thread, with its errors made catchable."""
+
+    def call() -> Any:
+        with electron_errors():
+            return func(*args, **kwargs)
+
+    return await asyncio.to_thread(call)
+
+
+def to_json(value: Any) -> Any:
+    """Electron Cash results made JSON-safe: Address objects (namedtuples) become CashAddr strings."""
+    if hasattr(value, "to_ui_string"):
+        return value.to_ui_string()
+    if isinstance(value, dict):
+        return {str(to_json(k)): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class BCHDaemon(BTCDaemon):
+    """Bitcoin Cash on Electron Cash: its commands by their names plus the SDK's BTC-named methods."""
+
+    name = "BCH"
+    DEFAULT_PORT = 5004
+    NETWORKS = BCH_NETWORKS
+    LIGHTNING_SUPPORTED = False
+    ELECTRUM_PACKAGE = "electroncash"
+    ELECTRUM_INSTALL_HINT = INSTALL_HINT
+    # Commands that manage Electron Cash's own daemon process, wallet files by path or GUI, or that
+    # make the wallet POST to arbitrary URLs (notify): the daemon owns wallets and events itself.
+    EXCLUDED_COMMANDS = frozenset(
+        {"stop", "load_wallet", "close_wallet", "list_wallets", "create", "restore", "password", "notify", "commands"}
+    )
+    CALLBACKS = {
+        "blockchain_updated": "report_new_block",
+        "new_transaction": "report_new_transaction",
+        "payment_received": "report_new_payment",
+        "verified2": "report_verified_tx",
+    }
+    # BTC daemon methods with no Electron Cash counterpart (Electrum invoices, BIP32 fingerprints).
+    UNSUPPORTED_METHODS = ("get_invoice", "getfingerprint")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.UNSUPPORTED_METHODS:
+            self.methods.pop(name, None)
+        self.bridge: ThreadBridge | None = None
+
+    # -- loading Electron Cash ------------------------------------------------------------------
+
+    def load_electrum(self) -> None:
+        try:
+            import electroncash
+            import electroncash.address
+            import electroncash.bitcoin
+            import electroncash.commands
+            import electroncash.keystore
+            import electroncash.network
+            import electroncash.networks
+            import electroncash.simple_config
+            import electroncash.storage
+            import electroncash.transaction
+            import electroncash.util
+            import electroncash.version
+            import electroncash.wallet
+        except ImportError as exc:
+            raise self.missing_library(self.ELECTRUM_PACKAGE, self.ELECTRUM_INSTALL_HINT) from exc
+        electroncash.util.set_verbosity(self.settings.debug)  # its print_error goes to stderr when on
+        electroncash.address.Address.show_cashaddr(True)
+        self.electrum = electroncash
+        self.NETWORK_MAPPING = {name: getattr(electroncash.networks, f"set_{name}") for name in self.NETWORKS}
+
+    def config_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "electron_cash_path": str(self.settings.data_path / "electron_cash"),
+            "oneserver": self.oneserver,
+            "auto_connect": not self.server,
+            "use_exchange_rate": False,  # no fiat rate fetching: it would reach outside services
+            "fiat_currency": self.fiat_currency,
+        }
+        if self.network_name != "mainnet":
+            options[self.network_name] = True
+        if self.server:
+            options["server"] = self.server
+        if self.proxy is not None:
+            options["proxy"] = self.electrum.network.serialize_proxy(self.proxy.as_electrum_dict())
+        return options
+
+    def create_network(self) -> Any:
+        return None if self.offline else self.electrum.network.Network(self.electrum_config)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start_backend(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.reported = ReportedState(self.state_db, self.name)
+        self.bridge = ThreadBridge(loop, self.deliver)
+        self.bridge.start()
+        self.electrum_config = await in_thread(self.create_config)
+        self.network = await in_thread(self.create_network)
+        if self.network is not None:
+            self.register_callbacks()
+            self.network.start()  # its own thread from here on
+        logger.info(
+            "%s on %s: %s", self.name, self.network_name, "offline" if self.network is None else "network started"
+        )
+
+    async def stop_backend(self) -> None:
+        for key in list(self.wallets):
+            await self.forget_wallet(key)
+        if self.network is not None:
+            self.unregister_callbacks()
+            await asyncio.to_thread(self.stop_network, self.network)
+        if self.bridge is not None:
+            await self.bridge.stop()
+
+    @staticmethod
+    def stop_network(network: Any) -> None:
+        network.stop()
+        network.join(timeout=10)
+
+    def register_callbacks(self) -> None:
+        self.network.register_callback(self.on_electron_callback, list(self.CALLBACKS))
+        self._registered.append(self.on_electron_callback)
+
+    def unregister_callbacks(self) -> None:
+        for handler in self._registered:
+            self.network.unregister_callback(handler)
+        self._registered.clear()
+
+    async def health(self) -> dict[str, Any]:
+        body = await super().health()
+        body["electron_cash"] = self.electrum.version.PACKAGE_VERSION
+        return body
+
+    # -- events: Electron Cash's threads -> Report -> the loop ----------------------------------
+
+    def on_electron_callback(self, event: str, *args: Any) -> None:
+        """Runs on an Electron Cash thread: describe the event now, deliver it on the loop."""
+        try:
+            report = getattr(self, self.CALLBACKS[event])(*args)
+        except Exception:  # never let a bug here break Electron Cash's network thread
+            logger.exception("Electron Cash callback %s failed", event)
+            return
+        if report is not None and self.bridge is not None:
+            self.bridge.submit(report)
+
+    def report_new_block(self, *args: Any) -> Report | None:
+        height = self.network.get_local_height() if self.network is not None else 0
+        if height <= 0:
+            return None
+        return Report("new_block", {"height": height}, None, "block", "height", str(height), monotonic=True)
+
+    def report_new_transaction(self, tx: Any, wallet: Any) -> Report | None:
+        key = self.key_of(wallet)
+        if key is None:
+            return None
+        txid = tx.txid()
+        return Report("new_transaction", {"tx": txid}, key, "tx", txid, "seen")
+
+    def report_verified_tx(self, wallet: Any, tx_hash: str, height: int, *args: Any) -> Report | None:
+        key = self.key_of(wallet)
+        if key is None:
+            return None
+        return Report("verified_tx", {"tx": tx_hash, "height": int(height)}, key, "verified", tx_hash, str(height))
+
+    def report_new_payment(self, wallet: Any, address: Any, status: int) -> Report | None:
+        key = self.key_of(wallet)
+        request = wallet.get_payment_request(address, self.electrum_config) if key is not None else None
+        if request is None:
+            return None
+        text = address.to_ui_string()
+        tx_hashes = list(request.get("tx_hashes", []))
+        fields = {
+            "address": text,
+            "status": int(status),
+            "status_str": STATUS_WORDS.get(int(status), "Unknown"),
+            "tx_hashes": tx_hashes,
+            "sent_amount": self.sent_amount(wallet, text, tx_hashes),
+        }
+        return Report("new_payment", fields, key, "request", text, str(status))
+
+    async def deliver(self, report: Report) -> None:
+        """On the loop: report each fact once, across restarts too (stored first, remembered after)."""
+        assert self.reported is not None
+        wallet = report.wallet or ""
+        if report.monotonic:
+            fresh = self.reported.is_higher(report.kind, report.item, int(report.value))
+        else:
+            fresh = self.reported.is_new(report.kind, wallet, report.item, report.value)
+        if fresh:
+            await self.notify(report.event, report.fields, wallet=report.wallet)
+            self.reported.put(report.kind, wallet, report.item, report.value)
+
+    # -- wallets --------------------------------------------------------------------------------
+
+    def is_public_key(self, key: str) -> bool:
+        return bool(self.electrum.bitcoin.is_xpub(key) or self.electrum.keystore.is_old_mpk(key))
+
+    def restore_wallet(self, key: str, path: Any) -> Any:
+        """A wallet from an xpub, a seed, or lists of addresses or private keys; path None: diskless."""
+        with electron_errors():
+            result = self.electrum.wallet.restore_wallet_from_text(
+                key, path=str(path) if path else None, config=self.electrum_config, encrypt_file=False
+            )
+        return result["wallet"]
+
+    def open_wallet(self, path: Any) -> Any:
+        with electron_errors():
+            storage = self.electrum.storage.WalletStorage(str(path), manual_upgrades=False)
+            return self.electrum.wallet.Wallet(storage)
+
+    def start_wallet(self, key: str, wallet: Any) -> None:
+        self._keys_by_wallet[id(wallet)] = key
+        if self.network is not None:
+            wallet.start_threads(self.network)
+
+    async def stop_wallet(self, wallet: Any) -> None:
+        await in_thread(wallet.stop_threads)  # saves its state; joins a helper thread
+
+    def parse_address(self, text: str) -> Any:
+        """CashAddr (with or without prefix) or legacy; RPCError -32004 otherwise."""
+        try:
+            return self.electrum.address.Address.from_string(str(text).strip())
+        except Exception as exc:
+            raise RPCError(ADDRESS_INVALID, f"Invalid address: {text}") from exc
+
+    # -- Electron Cash commands as dynamic methods ----------------------------------------------
+
+    def find_dynamic_method(self, name: str) -> RPCMethod | None:
+        if self.electrum_config is None or name in self.EXCLUDED_COMMANDS:
+            return None
+        if name in self._dynamic:
+            return self._dynamic[name]
+        command = self.electrum.commands.known_commands.get(name)
+        if command is None:
+            return None
+        method = RPCMethod(
+            name=name,
+            func=self.command_function(name, command),
+            requires_wallet=command.requires_wallet,
+            requires_network=command.requires_network,
+            doc=(command.description or "").strip(),
+        )
+        self._dynamic[name] = method
+        return method
+
+    def command_function(self, name: str, command: Any) -> Any:
+        """An async function with the command's signature that runs it in a worker thread."""
+
+        async def run(wallet: Any = None, **kwargs: Any) -> Any:
+            return await self.run_command(name, wallet, **kwargs)
+
+        params = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in command.params]
+        params += [
+            inspect.Parameter(o, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+            for o, d in zip(command.options, command.defaults, strict=True)
+        ]
+        params.append(inspect.Parameter("wallet", inspect.Parameter.KEYWORD_ONLY, default=None))
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return run
+
+    async def run_command(self, name: str, wallet: Any, **kwargs: Any) -> Any:
+        """Electron Cash's Commands are bound to one wallet and block: build one, run it off the loop."""
+        commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
+        result = await in_thread(getattr(commands, name), **kwargs)
+        return to_json(result)
+
+    def list_dynamic_methods(self) -> list[str]:
+        if not self.backend_loaded:
+            return []
+        return sorted(set(self.electrum.commands.known_commands) - self.EXCLUDED_COMMANDS)
+
+    # -- payment requests -----------------------------------------------------------------------
+
+    def sent_amount(self, wallet: Any, address: str | None, tx_hashes: list[str]) -> str | None:
+        if not address:
+            return format_amount(0, self.COIN_DECIMALS)
+        target = self.parse_address(address)
+        total = 0
+        for tx_hash in tx_hashes:
+            tx = wallet.transactions.get(tx_hash)
+            if tx is not None:
+                total += sum(value for _, addr, value in tx.outputs() if addr == target)
+        return format_amount(total, self.COIN_DECIMALS)
+
+    def format_request(self, wallet: Any, request: dict[str, Any]) -> dict[str, Any]:
+        """Electron Cash's request (its fields, 'amount (BCH)', status word) plus status_str and sent_amount."""
+        data = to_json(request)
+        data["status_str"] = data["status"]
+        data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
+        return data
+
+    @rpc(requires_wallet=True)
+    async def addrequest(
+        self,
+        amount: Decimal | None = None,
+        memo: str = "",
+        expiration: int | None = None,
+        force: bool = False,
+        wallet: Any = None,
+    ) -> Any:
+        """Electron Cash's addrequest: a request on the first unused address (a new one with force=true).
+
+        amount in BCH (a decimal string), expiration in seconds (null: never). Returns the request
+        with its CashAddr address, 'amount (BCH)', URI, status and sent_amount, or false when no
+        unused address is left and force is false."""
+        if amount is not None and amount < 0:
+            raise RPCError(INVALID_PARAMS, "amount must not be negative")
+        if expiration is not None and expiration < 0:
+            raise RPCError(INVALID_PARAMS, "expiration must not be negative")
+        commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
+        created = await in_thread(
+            commands.addrequest, "0" if amount is None else str(amount), memo, expiration or None, force
+        )
+        if not created:
+            return False
+        return self.format_request(wallet, created)
+
+    @rpc(requires_wallet=True)
+    async def add_request(
+        self,
+        amount: Decimal | None = None,
+        memo: str = "",
+        expiry: int | None = 3600,
+        force: bool = False,
+        wallet: Any = None,
+    ) -> Any:
+        """The BTC daemon's name for addrequest (expiry in seconds, 0 or null: never)."""
+        return await self.addrequest(amount, memo, expiry, force, wallet=wallet)
+
+    @rpc(requires_wallet=True, aliases=("getrequest",))
+    async def get_request(self, key: str, wallet: Any = None) -> dict[str, Any]:
+        """A payment request by its address (CashAddr or legacy), with its status and sent_amount."""
+        address = self.parse_address(key)
+        if await in_thread(wallet.get_payment_request, address, self.electrum_config) is None:
+            raise RPCError(REQUEST_NOT_FOUND, "Request not found")
+        commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
+        return self.format_request(wallet, await in_thread(commands.getrequest, address.to_ui_string()))
+
+    # -- addresses, transactions and fees -------------------------------------------------------
+
+    @rpc(requires_wallet=True)
+    async def getaddressbalance_wallet(self, address: str, wallet: Any = None) -> dict[str, str | None]:
+        """Balance of one of the wallet's addresses, from the wallet's own history (no server query)."""
+        confirmed, unconfirmed, unmatured = wallet.get_addr_balance(self.parse_address(address))
+        return {
+            "confirmed": format_amount(confirmed, self.COIN_DECIMALS),
+            "unconfirmed": format_amount(unconfirmed, self.COIN_DECIMALS),
+            "unmatured": format_amount(unmatured, self.COIN_DECIMALS),
+        }
+
+    def parse_tx(self, raw_tx: Any) -> Any:
+        try:
+            with electron_errors():
+                tx = self.electrum.transaction.Transaction(raw_tx)
+                tx.deserialize()
+        except Exception as exc:
+            raise RPCError(INVALID_PARAMS, f"failed to recognize transaction encoding: {exc}") from exc
+        return tx
+
+    @rpc
+    async def get_tx_size(self, raw_tx: str | dict) -> int:
+        """Estimated size in bytes of a raw transaction (hex, or payto's {"hex": ...} result)."""
+        return self.parse_tx(raw_tx).estimated_size()
+
+    @rpc
+    async def get_tx_hash(self, raw_tx: str | dict) -> str | None:
+        """The txid of a raw transaction (hex, or payto's {"hex": ...} result)."""
+        return self.parse_tx(raw_tx).txid()
+
+    @rpc
+    async def recommended_fee(self, target: int) -> int | None:
+        """Fee rate in sat/kB: Bitcoin Cash has no fee market, so the configured rate for any target."""
+        return self.electrum_config.fee_per_kb()
+
+    @rpc(requires_wallet=True)
+    async def get_used_fee(self, tx_hash: str, wallet: Any = None) -> str | None:
+        """The fee a wallet transaction paid (null when the wallet cannot know its inputs' values)."""
+        self.check_tx_hash(tx_hash)
+        tx = wallet.transactions.get(tx_hash)
+        if tx is None:
+            raise RPCError(TX_NOT_FOUND, "Transaction not in wallet.")
+        return format_amount(wallet.get_wallet_delta(tx).fee, self.COIN_DECIMALS)
+
+    def check_tx_hash(self, tx_hash: str) -> None:
+        if len(tx_hash) != 64 or any(c not in "0123456789abcdefABCDEF" for c in tx_hash):
+            raise RPCError(-32001, f"{tx_hash!r} should be a transaction hash")
+
+    @rpc(requires_network=True)
+    async def get_transaction(self, tx_hash: str, wallet: Any = None) -> dict[str, Any]:
+        """A transaction decoded (inputs, outputs) with its confirmations, from the wallet or the server."""
+        self.check_tx_hash(tx_hash)
+        tx = wallet.transactions.get(tx_hash) if wallet is not None else None
+        if tx is None:
+            raw = await self.server_request("blockchain.transaction.get", [tx_hash])
+            tx = self.parse_tx(raw)
+        data = to_json(tx.deserialize())
+        data["txid"] = tx_hash
+        data["hex"] = str(tx)
+        data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
+        return data
+
+    async def server_request(self, method: str, params: list[Any]) -> Any:
+        try:
+            return await in_thread(self.network.synchronous_get, (method, params), 30)
+        except Exception as exc:
+            message = str(exc)
+            if "transaction" in method and ("No such" in message or "not found" in message.lower()):
+                raise RPCError(TX_NOT_FOUND, f"No such mempool or blockchain transaction: {message}") from exc
+            raise
+
+    async def confirmations(self, tx_hash: str, tx: Any, wallet: Any) -> int:
+        if wallet is not None and tx_hash in wallet.transactions:
+            return max(int(wallet.get_tx_height(tx_hash)[1]), 0)
+        for _, address, _ in tx.outputs():
+            if not hasattr(address, "to_scripthash_hex"):
+                continue
+            history = await self.server_request("blockchain.scripthash.get_history", [address.to_scripthash_hex()])
+            for item in history:
+                if item["tx_hash"] == tx_hash:
+                    height = int(item["height"])
+                    return 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
+        return 0
+
+    @rpc(requires_wallet=True)
+    async def addtransaction(self, tx: str | dict, wallet: Any = None) -> str:
+        """Add a signed transaction to the wallet's history without broadcasting it (as the SDK does)."""
+        parsed = self.parse_tx(tx)
+        txid = parsed.txid()
+        await in_thread(self._add_transaction, wallet, txid, parsed)
+        return txid
+
+    @staticmethod
+    def _add_transaction(wallet: Any, txid: str, tx: Any) -> None:
+        wallet.add_transaction(txid, tx)
+        wallet.add_unverified_tx(txid, 0)
+        wallet.save_transactions(write=True)
+
+    @rpc(requires_network=True)
+    async def broadcast(self, tx: str | dict) -> str:
+        """Broadcast a signed transaction (hex, or payto's {"hex": ...} result); returns its txid."""
+        parsed = self.parse_tx(tx)
+        try:
+            return await in_thread(self.network.broadcast_transaction2, parsed)
+        except Exception as exc:
+            raise RPCError(-32016, f"Error when broadcasting the transaction: {exc}") from exc
+
+    # -- daemon status and control --------------------------------------------------------------
+
+    @rpc
+    async def getinfo(self) -> dict[str, Any]:
+        """Network info (works offline too), plus synchronized and total_wallets."""
+        network = self.network
+        data: dict[str, Any] = {
+            "network": self.network_name,
+            "path": self.electrum_config.path,
+            "server": "",
+            "blockchain_height": 0,
+            "server_height": 0,
+            "spv_nodes": 0,
+            "connected": False,
+            "auto_connect": not self.server,
+            "version": self.electrum.version.PACKAGE_VERSION,
+            "fee_per_kb": self.electrum_config.fee_per_kb(),
+        }
+        if network is not None:
+            data.update(
+                server=network.get_parameters()[0],
+                blockchain_height=network.get_local_height(),
+                server_height=network.get_server_height(),
+                spv_nodes=len(network.get_interfaces()),
+                connected=network.is_connected(),
+            )
+        data["offline"] = network is None
+        data["synchronized"] = self.is_synchronized()
+        data["total_wallets"] = len(self.wallets)
+        return data
+
+    @rpc
+    async def switch_server(self, server: str) -> bool:
+        """Connect to another Electron Cash server (host:port:t or host:port:s)."""
+        if self.network is None:
+            raise RPCError(NETWORK_OFFLINE, f"The {self.name} daemon is offline: it has no server to switch")
+        try:
+            host, port, protocol = (parse_server(server) or "?").rsplit(":", 2)
+        except ValueError as exc:
+            raise RPCError(INVALID_PARAMS, f"Invalid server {server!r}: expected host:port:t or host:port:s") from exc
+        proxy = self.network.get_parameters()[3]
+        await in_thread(self.network.set_parameters, host, port, protocol, proxy, False)
+        return True

@@ -1,0 +1,101 @@
+"""The BCH daemon without Electron Cash: it must not import it early, and must refuse to start with install steps.
+
+These run everywhere (CI has no Electron Cash). Where electroncash is importable, ``sys.modules`` hides it
+from the child process the same way a machine without it would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from daemons.bch import BCH_NETWORKS, BCHDaemon, ElectronCashError, electron_errors, to_json
+from daemons.settings import SettingsError
+from tests.support import NO_ENV_FILE, ROOT, free_port
+
+HINT = (
+    "Electron Cash is on no package registry: download a source release (Electron-Cash-<version>.tar.gz) "
+    "from Electron Cash's releases and run `pip install Electron-Cash-<version>.tar.gz` in this virtualenv "
+    "(README.md, section 'BCH daemon', has the steps)"
+)
+
+
+def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_importing_daemons_bch_imports_nothing_of_electron_cash_or_electrum():
+    result = run_python(
+        "import json, sys, daemons.bch, daemons.bch_events\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('electroncash', 'electrum'))))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_missing_electron_cash_stops_start_up_with_the_install_steps(tmp_path):
+    env = {
+        **os.environ,
+        "BCH_NETWORK": "regtest",
+        "BCH_OFFLINE": "true",
+        "BCH_DATA_PATH": str(tmp_path),
+        "BCH_PORT": str(free_port()),
+    }
+    result = run_python(
+        "import sys\nsys.modules['electroncash'] = None\nfrom daemons.__main__ import main\nsys.exit(main(['bch']))",
+        env,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: The BCH daemon needs the 'electroncash' package, which is not installed: {HINT}"
+    )
+    assert not (tmp_path / "electron_cash").exists()
+
+
+def make(**env: str) -> BCHDaemon:
+    return BCHDaemon(environ={f"BCH_{k}": v for k, v in env.items()}, env_file=NO_ENV_FILE)
+
+
+def test_defaults_and_the_networks_electron_cash_knows():
+    daemon = make()
+    assert (daemon.name, daemon.settings.port, daemon.network_name) == ("BCH", 5004, "mainnet")
+    for network in BCH_NETWORKS:
+        assert make(NETWORK=network.upper()).network_name == network
+    with pytest.raises(SettingsError) as info:
+        make(NETWORK="signet")
+    assert "BCH_NETWORK" in str(info.value)
+    for name in BCH_NETWORKS:
+        assert name in str(info.value)
+
+
+def test_spec_lists_electron_cash_errors_and_no_lightning():
+    daemon = make()
+    assert daemon.spec["capabilities"]["lightning"] is False
+    assert daemon.spec["electrum_map"]["Request not found"] == -32003
+    assert daemon.spec["electrum_map"]["invalid address"] == -32004
+    assert daemon.spec["exceptions"]["-32003"]["exc_name"] == "RequestNotFoundError"
+    assert "get_invoice" not in daemon.methods and "getfingerprint" not in daemon.methods
+    assert {"addrequest", "add_request", "get_request", "getrequest", "broadcast"} <= set(daemon.methods)
+
+
+def test_bare_base_exceptions_of_electron_cash_become_catchable_errors():
+    with pytest.raises(ElectronCashError, match=r"^Invalid key$"), electron_errors():
+        raise BaseException("Invalid key")
+    with pytest.raises(ValueError), electron_errors():
+        raise ValueError("kept as it is")
+    with pytest.raises(KeyboardInterrupt), electron_errors():
+        raise KeyboardInterrupt
+
+
+def test_results_are_made_json_safe():
+    class Address(tuple):  # Electron Cash's Address is a namedtuple with to_ui_string
+        def to_ui_string(self) -> str:
+            return "qq" + "0" * 40
+
+    data = {"address": Address((0, b"\x00")), "outputs": [(Address((1,)), 5)], "raw": b"\x01\x02"}
+    assert to_json(data) == {"address": "qq" + "0" * 40, "outputs": [["qq" + "0" * 40, 5]], "raw": "0102"}
