@@ -198,8 +198,14 @@ class BTCDaemon(BaseDaemon):
             await self.electrum_daemon.stop()
         if self.router is not None:
             self.router.stop()
+        self.release_globals()
+
+    def release_globals(self) -> None:
+        """Undo Electrum's process-wide state so another daemon can start in this process (tests, benches)."""
         if getattr(self, "_previous_net", None) is not None:
             self.electrum.constants.net = self._previous_net
+        if getattr(self.electrum.network, "_INSTANCE", None) is self.network and self.network is not None:
+            self.electrum.network._INSTANCE = None  # Network is a singleton that never clears itself
 
     def register_callbacks(self) -> None:
         for event, handler_name in self.CALLBACKS.items():
@@ -218,8 +224,8 @@ class BTCDaemon(BaseDaemon):
         network = self.network
         if network is None or not network.is_connected():
             return False
-        server_height = network.get_server_height()
-        return server_height > 0 and network.get_local_height() >= server_height - 1
+        # Connected means the server sent its tip (which may be 0 on a fresh regtest chain).
+        return network.get_local_height() >= network.get_server_height() - 1
 
     async def wait_until(self, ready: Any, what: str) -> None:
         loop = asyncio.get_running_loop()
@@ -282,6 +288,9 @@ class BTCDaemon(BaseDaemon):
         original = getattr(exc, "original_exception", None)
         if original is not None:
             return self.exception_message(original)
+        server_message = getattr(exc, "message", None)  # aiorpcx's RPCError: str() is a (code, message) tuple
+        if isinstance(server_message, str) and server_message:
+            return server_message
         gui_message = getattr(exc, "get_message_for_gui", None)
         if callable(gui_message):
             try:
@@ -463,6 +472,14 @@ class BTCDaemon(BaseDaemon):
             "tx_hashes": tx_hashes,
             "sent_amount": self.sent_amount(wallet, address, tx_hashes),
         }
+
+    @rpc
+    async def get_updates(self, identity: WalletIdentity | None = None, since: int | None = None) -> list[dict]:
+        """Stored events of the wallet (after ``since``, or since the previous call); loads the wallet so
+        that a client that only polls is watching it."""
+        if identity is not None:
+            await self.get_wallet(identity)
+        return await super().get_updates(identity=identity, since=since)
 
     # -- payment requests -----------------------------------------------------------------------
 
