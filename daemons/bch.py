@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -140,10 +141,16 @@ class BCHDaemon(BTCDaemon):
             import electroncash.wallet
         except ImportError as exc:
             raise self.missing_library(self.ELECTRUM_PACKAGE, self.ELECTRUM_INSTALL_HINT) from exc
+        # Its plugin hooks warn when run off the main thread; this daemon loads no plugins, so none can misbehave.
+        warnings.filterwarnings("ignore", message='run_hook ".*" being called from outside the main thread')
         electroncash.util.set_verbosity(self.settings.debug)  # its print_error goes to stderr when on
         electroncash.address.Address.show_cashaddr(True)
         self.electrum = electroncash
         self.NETWORK_MAPPING = {name: getattr(electroncash.networks, f"set_{name}") for name in self.NETWORKS}
+
+    def activate_network(self) -> None:
+        # Electron Cash keeps its chain parameters in electroncash.networks.net (process-global).
+        self.NETWORK_MAPPING[self.network_name]()
 
     def config_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -362,6 +369,8 @@ class BCHDaemon(BTCDaemon):
     def format_request(self, wallet: Any, request: dict[str, Any]) -> dict[str, Any]:
         """Electron Cash's request (its fields, 'amount (BCH)', status word) plus status_str and sent_amount."""
         data = to_json(request)
+        if isinstance(data.get("amount"), int):  # Electron Cash writes 2 BCH as "2."
+            data["amount (BCH)"] = format_amount(data["amount"], self.COIN_DECIMALS)
         data["status_str"] = data["status"]
         data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
         return data
@@ -470,7 +479,8 @@ class BCHDaemon(BTCDaemon):
         if tx is None:
             raw = await self.server_request("blockchain.transaction.get", [tx_hash])
             tx = self.parse_tx(raw)
-        data = to_json(tx.deserialize())
+        with electron_errors():  # a fresh copy: deserialize() returns the fields only on its first call
+            data = to_json(self.electrum.transaction.Transaction(str(tx)).deserialize())
         data["txid"] = tx_hash
         data["hex"] = str(tx)
         data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
