@@ -40,6 +40,7 @@ from .jsonrpc import INVALID_PARAMS, RPCError
 
 logger = logging.getLogger(__name__)
 
+INVALID_TX = -32017  # spec/bch.json: InvalidTransactionError
 BCH_NETWORKS = ("mainnet", "testnet", "testnet4", "scalenet", "chipnet", "regtest")
 INSTALL_HINT = (
     "Electron Cash is on no package registry: download a source release (Electron-Cash-<version>.tar.gz) "
@@ -440,7 +441,7 @@ class BCHDaemon(BTCDaemon):
                 tx = self.electrum.transaction.Transaction(raw_tx)
                 tx.deserialize()
         except Exception as exc:
-            raise RPCError(INVALID_PARAMS, f"failed to recognize transaction encoding: {exc}") from exc
+            raise RPCError(INVALID_TX, f"failed to recognize transaction encoding: {exc}") from exc
         return tx
 
     @rpc

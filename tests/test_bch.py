@@ -100,6 +100,38 @@ async def test_add_request_and_get_request_through_the_bitcart_sdk():
             await coin.server.session.close()
 
 
+async def test_help_spec_sdk_helpers_and_electron_cash_errors_mapped_by_the_spec():
+    from electroncash.commands import known_commands
+
+    async with running_daemon(BCHDaemon, OFFLINE) as d:
+        names = set(await d.call("help"))
+        assert set(known_commands) - d.daemon.EXCLUDED_COMMANDS <= names
+        assert {"stop", "load_wallet", "notify", "get_invoice"}.isdisjoint(names)
+        payto = await d.call("help", "payto")
+        assert payto["params"][:2] == ["destination", "amount"] and payto["requires_wallet"] is True
+        sdk = BCH(rpc_url=d.url, xpub=XPUB)
+        try:
+            assert await sdk.validate_key(XPUB) is True and await sdk.validate_key(SEED) is True
+            assert await sdk.validate_key("definitely not a key") is False
+            assert await sdk.balance() == {"confirmed": 0, "unconfirmed": 0, "unmatured": 0, "lightning": 0}
+            assert (await sdk.spec)["capabilities"]["lightning"] is False
+            with pytest.raises(sdk_errors.LoadingWalletError):
+                await BCH(rpc_url=d.url, xpub="not a key").balance()
+        finally:
+            await sdk.server.session.close()
+        assert await d.call("get_default_fee", 250) == "0.0000025"
+        assert await d.call("recommended_fee", 2) == 1000
+        # Electron Cash raises bare BaseExceptions and its own errors: each reaches the client as the spec's code.
+        address = await d.call("getunusedaddress", xpub=SEED)
+        assert (await error_of(d, "payto", address, "0.1", xpub=SEED))[0] == -32006
+        assert (await error_of(d, "payto", "nonsense", "0.1", xpub=SEED))[0] == -32004
+        assert (await error_of(d, "gettransaction", "00" * 32, xpub=SEED))[0] == -32013
+        assert (await error_of(d, "get_tx_size", "zz"))[0] == -32017
+        assert (await error_of(d, "get_used_fee", "00" * 32, xpub=SEED))[0] == -32002
+        assert (await error_of(d, "stop"))[0] == -32601
+        assert await d.call("getbalance", xpub=SEED) == {"confirmed": "0"}  # still serving
+
+
 async def test_requests_survive_a_restart_and_diskless_wallets_leave_no_file(tmp_path):
     async with running_daemon(BCHDaemon, OFFLINE, data_path=tmp_path) as d:
         address = (await d.call("add_request", "1.25", "rent", 3600, xpub=XPUB))["address"]
