@@ -26,13 +26,17 @@ from .jsonrpc import RPCError, WalletIdentity, dumps, parse_identity
 logger = logging.getLogger(__name__)
 CATCH_UP_PAGE = 200
 CLOSE_TOO_SLOW = 4008  # application close code: the client stopped reading
+CLOSE_TIMEOUT = 5.0  # seconds a close may take before the connection is dropped
 
 
 class WSClient:
     """One connected socket: its scope, its live queue and the task that writes to it."""
 
-    def __init__(self, ws: web.WebSocketResponse, hub: Hub, cursor: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, hub: Hub, cursor: int, transport: asyncio.Transport | None = None
+    ) -> None:
         self.ws = ws
+        self.transport = transport
         self.hub = hub
         self.scope: set[str] | None = None
         self.cursor = cursor
@@ -79,7 +83,27 @@ class WSClient:
                     await self.wakeup.wait()
         except (TimeoutError, ConnectionResetError, RuntimeError) as exc:
             logger.info("closing websocket that stopped reading: %s", type(exc).__name__)
-            await self.ws.close(code=CLOSE_TOO_SLOW, message=b"too slow: reconnect with since")
+            await self.close(CLOSE_TOO_SLOW, b"too slow: reconnect with since")
+
+    async def close(self, code: int, message: bytes) -> None:
+        """Close with ``code``, but drop the connection if the peer has not taken the close frame in time.
+
+        The close frame queues behind whatever the peer has not read yet: a peer that never reads
+        would otherwise hold this socket, and the daemon's shutdown, open forever.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hub.close_timeout
+        closing = asyncio.ensure_future(self.ws.close(code=code, message=message))
+        closing.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved, never raised
+        await asyncio.wait({closing}, timeout=self.hub.close_timeout)
+        # aiohttp's close returns early when a timed-out send had cancelled its drain waiter: wait here.
+        while self.unsent_bytes() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.transport is not None and (not closing.done() or self.unsent_bytes()):
+            self.transport.abort()
+
+    def unsent_bytes(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     async def catch_up_page(self) -> None:
         page = self.hub.store.fetch(self.cursor, self.scope, CATCH_UP_PAGE)
@@ -129,6 +153,7 @@ class Hub:
         self.wallet_key = wallet_key
         self.queue_size = queue_size
         self.send_timeout = send_timeout
+        self.close_timeout = CLOSE_TIMEOUT
         self.clients: set[WSClient] = set()
 
     def publish(self, event: Event) -> None:
@@ -136,13 +161,13 @@ class Hub:
             client.push(event)
 
     async def close_all(self) -> None:
-        for client in list(self.clients):
-            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"daemon shutting down")
+        closing = [client.close(WSCloseCode.GOING_AWAY, b"daemon shutting down") for client in list(self.clients)]
+        await asyncio.gather(*closing)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
-        client = WSClient(ws, self, cursor=self.store.last_id())
+        client = WSClient(ws, self, cursor=self.store.last_id(), transport=request.transport)
         self.clients.add(client)
         client.task = asyncio.create_task(client.run())
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,15 @@ class SampleDaemon(BaseDaemon):
     @rpc
     async def emit(self, wallet_key: str, count: int = 1) -> list[int]:
         return [await self.notify("tick", {"n": n}, wallet=wallet_key) for n in range(count)]
+
+    @rpc
+    async def emit_padded(self, wallet_key: str | None = None, count: int = 1, size: int = 1024) -> list[int]:
+        """Events carrying ``size`` characters of random (incompressible) padding, to fill socket buffers."""
+        ids = []
+        for n in range(count):
+            padding = base64.b64encode(os.urandom(size)).decode()[:size]
+            ids.append(await self.notify("padded", {"n": n, "padding": padding}, wallet=wallet_key))
+        return ids
 
     @rpc(requires_network=True)
     async def getheight(self) -> int:
