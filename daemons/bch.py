@@ -444,15 +444,27 @@ class BCHDaemon(BTCDaemon):
             raise RPCError(INVALID_TX, f"failed to recognize transaction encoding: {exc}") from exc
         return tx
 
-    @rpc
-    async def get_tx_size(self, raw_tx: str | dict) -> int:
-        """Estimated size in bytes of a raw transaction (hex, or payto's {"hex": ...} result)."""
-        return self.parse_tx(raw_tx).estimated_size()
+    @staticmethod
+    def tx_argument(raw_tx: str | dict | None, fields: dict[str, Any]) -> Any:
+        """A transaction given as hex, as payto's {"hex", ...} result, or as that result's fields.
+
+        A client passing payto's result as the only parameter sends an object, which the extended JSON-RPC
+        reads as named arguments: ``hex``, ``complete`` and ``final`` arrive as keywords."""
+        if raw_tx is not None:
+            return raw_tx
+        if "hex" not in fields:
+            raise RPCError(INVALID_PARAMS, "a transaction is needed: raw hex or payto's result")
+        return fields
 
     @rpc
-    async def get_tx_hash(self, raw_tx: str | dict) -> str | None:
+    async def get_tx_size(self, raw_tx: str | dict | None = None, **tx_fields: Any) -> int:
+        """Estimated size in bytes of a raw transaction (hex, or payto's {"hex": ...} result)."""
+        return self.parse_tx(self.tx_argument(raw_tx, tx_fields)).estimated_size()
+
+    @rpc
+    async def get_tx_hash(self, raw_tx: str | dict | None = None, **tx_fields: Any) -> str | None:
         """The txid of a raw transaction (hex, or payto's {"hex": ...} result)."""
-        return self.parse_tx(raw_tx).txid()
+        return self.parse_tx(self.tx_argument(raw_tx, tx_fields)).txid()
 
     @rpc
     async def recommended_fee(self, target: int) -> int | None:
@@ -510,9 +522,9 @@ class BCHDaemon(BTCDaemon):
         return 0
 
     @rpc(requires_wallet=True)
-    async def addtransaction(self, tx: str | dict, wallet: Any = None) -> str:
+    async def addtransaction(self, tx: str | dict | None = None, wallet: Any = None, **tx_fields: Any) -> str:
         """Add a signed transaction to the wallet's history without broadcasting it (as the SDK does)."""
-        parsed = self.parse_tx(tx)
+        parsed = self.parse_tx(self.tx_argument(tx, tx_fields))
         txid = parsed.txid()
         await in_thread(self._add_transaction, wallet, txid, parsed)
         return txid
@@ -524,9 +536,9 @@ class BCHDaemon(BTCDaemon):
         wallet.save_transactions(write=True)
 
     @rpc(requires_network=True)
-    async def broadcast(self, tx: str | dict) -> str:
+    async def broadcast(self, tx: str | dict | None = None, **tx_fields: Any) -> str:
         """Broadcast a signed transaction (hex, or payto's {"hex": ...} result); returns its txid."""
-        parsed = self.parse_tx(tx)
+        parsed = self.parse_tx(self.tx_argument(tx, tx_fields))
         try:
             return await in_thread(self.network.broadcast_transaction2, parsed)
         except Exception as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -218,10 +219,14 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
         assert await d.call("is_synchronized", xpub=FUNDER_SEED) is True
         assert (await d.call("getbalance", xpub=FUNDER_SEED))["confirmed"] == "20"
 
-        signed = await d.call("payto", legacy(request["address"]), "1.5", xpub=FUNDER_SEED)
-        assert signed["complete"] is True
-        txid = await d.call("broadcast", signed["hex"])
-        assert txid == await d.call("get_tx_hash", signed["hex"])
+        unsent = await d.call("payto", request["address"], "0.1", xpub=FUNDER_SEED)  # signed, not broadcast
+        assert unsent["complete"] is True and len(await d.call("get_tx_hash", unsent)) == 64
+        assert 0 < await d.call("get_tx_size", unsent["hex"]) == len(unsent["hex"]) // 2
+        funder_sdk = BCH(rpc_url=d.url, xpub=FUNDER_SEED)
+        try:  # the SDK's pay_to: payto (to a legacy address here), then broadcast of payto's result
+            txid = await funder_sdk.pay_to(legacy(request["address"]), Decimal("1.5"))
+        finally:
+            await funder_sdk.server.session.close()
         await pushed.wait("new_transaction", tx=txid)
         unconfirmed = await pushed.wait("new_payment", status=7)
         assert unconfirmed["address"] == request["address"] and unconfirmed["status_str"] == "Unconfirmed"
