@@ -160,7 +160,12 @@ class BaseDaemon:
             self.settings.events_retention_days,
         )
         self.hub = Hub(
-            self.store, self.name, self.wallet_key, self.settings.ws_queue_size, self.settings.ws_send_timeout
+            self.store,
+            self.name,
+            self.wallet_key,
+            self.settings.ws_queue_size,
+            self.settings.ws_send_timeout,
+            watch=self.get_wallet,
         )
         await self.start_backend()
 
@@ -413,10 +418,13 @@ class BaseDaemon:
 
     @rpc
     async def get_updates(self, identity: WalletIdentity | None = None, since: int | None = None) -> list[dict]:
-        """Stored events of the wallet: after ``since``, or since this wallet's previous get_updates call."""
+        """Stored events of the wallet: after ``since``, or since this wallet's previous get_updates call.
+
+        The wallet is loaded (if it is not yet), so that a client that only polls is watching it."""
         if identity is None:
             raise RPCError(WALLET_REQUIRED, "get_updates needs a wallet: pass it as the 'xpub' argument")
         if since is not None and since < 0:
             raise RPCError(jsonrpc.INVALID_PARAMS, "'since' must be a non-negative event id")
+        await self.get_wallet(identity)  # a client that only polls is watching the wallet too
         assert self.store is not None
         return [event.to_message() for event in self.store.updates_for(self.wallet_key(identity), since)]

@@ -473,14 +473,6 @@ class BTCDaemon(BaseDaemon):
             "sent_amount": self.sent_amount(wallet, address, tx_hashes),
         }
 
-    @rpc
-    async def get_updates(self, identity: WalletIdentity | None = None, since: int | None = None) -> list[dict]:
-        """Stored events of the wallet (after ``since``, or since the previous call); loads the wallet so
-        that a client that only polls is watching it."""
-        if identity is not None:
-            await self.get_wallet(identity)
-        return await super().get_updates(identity=identity, since=since)
-
     # -- payment requests -----------------------------------------------------------------------
 
     def request_tx_hashes(self, wallet: Any, request: Any) -> list[str]:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -147,7 +147,9 @@ class Hub:
         wallet_key: Callable[[WalletIdentity], str],
         queue_size: int = 1000,
         send_timeout: float = 30.0,
+        watch: Callable[[WalletIdentity], Awaitable[Any]] | None = None,
     ) -> None:
+        self.watch = watch
         self.store = store
         self.currency = currency
         self.wallet_key = wallet_key
@@ -183,23 +185,35 @@ class Hub:
 
     async def on_message(self, client: WSClient, text: str) -> None:
         try:
-            self.apply_command(client, json.loads(text))
+            identities = self.apply_command(client, json.loads(text))
+            # A listener that scopes to a wallet is watching it: load it, so its events start.
+            for identity in identities:
+                if self.watch is not None:
+                    await self.watch(identity)
         except (ValueError, RPCError) as exc:
-            code = exc.code if isinstance(exc, RPCError) else -32700
+            await self.send_error(client, exc)
+
+    async def send_error(self, client: WSClient, exc: Exception) -> None:
+        code = exc.code if isinstance(exc, RPCError) else -32700
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
             await client.ws.send_str(dumps({"error": {"code": code, "message": str(exc)}}))
 
-    def apply_command(self, client: WSClient, command: Any) -> None:
-        """Apply ``{"xpub": X}``, ``{"xpubs": [X, ...]}`` and ``{"since": N}``, in that order."""
+    def apply_command(self, client: WSClient, command: Any) -> list[WalletIdentity]:
+        """Apply ``{"xpub": X}``, ``{"xpubs": [X, ...]}`` and ``{"since": N}``; returns the scoped identities."""
         if not isinstance(command, dict):
             raise ValueError("expected an object with 'xpub', 'xpubs' or 'since'")
+        identities: list[WalletIdentity] = []
         if "xpub" in command:
-            client.scope = {self.wallet_key(parse_identity(command["xpub"]))}
+            identities = [parse_identity(command["xpub"])]
         if "xpubs" in command:
             if not isinstance(command["xpubs"], list):
                 raise ValueError("'xpubs' must be an array")
-            client.scope = {self.wallet_key(parse_identity(x)) for x in command["xpubs"]}
+            identities = [parse_identity(x) for x in command["xpubs"]]
+        if "xpub" in command or "xpubs" in command:
+            client.scope = {self.wallet_key(identity) for identity in identities}
         if "since" in command:
             since = command["since"]
             if not isinstance(since, int) or isinstance(since, bool) or since < 0:
                 raise ValueError("'since' must be a non-negative integer event id")
             client.replay_since(since)
+        return identities
