@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from .events import Event, EventStore
-from .jsonrpc import RPCError, WalletIdentity, dumps, parse_identity
+from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, RPCError, WalletIdentity, dumps, parse_identity
 
 logger = logging.getLogger(__name__)
 CATCH_UP_PAGE = 200
@@ -194,7 +194,10 @@ class Hub:
             await self.send_error(client, exc)
 
     async def send_error(self, client: WSClient, exc: Exception) -> None:
-        code = exc.code if isinstance(exc, RPCError) else -32700
+        if isinstance(exc, RPCError):
+            code = exc.code
+        else:
+            code = PARSE_ERROR if isinstance(exc, json.JSONDecodeError) else INVALID_REQUEST
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await client.ws.send_str(dumps({"error": {"code": code, "message": str(exc)}}))
 
