@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
 from .settings import parse_positive_float, parse_positive_int
-from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnavailable
+from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable
 from .xmr_pool import WalletPool
 from .xmr_process import WalletRPCProcess
 from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, from_atomic, now, to_atomic
@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 TXID = re.compile(r"^[0-9a-fA-F]{64}$")
 REORG_MARGIN = 20  # blocks re-read below the tip by get_transfers, in case of a reorganisation
 BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
+MAX_SUBADDRESS_SKIPS = 1000  # subaddresses handed out again after a wallet-rpc crash lost its counter
 TYPICAL_TX_WEIGHT = 2200  # a 2-input, 2-output transaction on regtest weighed 2166
 
 # wallet-rpc 0.18's methods that pass through to the wallet's wallet-rpc; our own @rpc methods win on a clash.
@@ -291,8 +292,12 @@ class XMRDaemon(BaseDaemon):
             self.table.save(wallet)
         wallet.secret = None if wallet.created else secret
         if not wallet.created:
-            with contextlib.suppress(MoneroUnavailable):  # offline: created by the poller once wallet-rpc is back
+            try:
                 await self.wallet_call(wallet, "get_height")
+            except MoneroUnavailable:
+                pass  # offline: the poller makes the file once wallet-rpc is back; offline methods work meanwhile
+            except MoneroUnauthorized as exc:
+                raise RPCError(-32012, str(exc)) from None
         self._start_poller(wallet)
         return wallet
 
@@ -432,13 +437,27 @@ class XMRDaemon(BaseDaemon):
         if seconds is not None and seconds < 0:
             raise RPCError(INVALID_PARAMS, "expiration must be a non-negative number of seconds")
         request_id = secrets.token_hex(8)
-        made = await self.wallet_call(wallet, "create_address", {"account_index": 0, "label": f"request {request_id}"})
+        made = await self._new_subaddress(wallet, f"request {request_id}")
         request = PaymentRequest(
             wallet.key, request_id, made["address"], 0, int(made["address_index"]), atomic or None, memo,
             now(), int(seconds) if seconds else None, self.chain_height,
         )  # fmt: skip
         self.requests.add(request)
         return request.export()
+
+    async def _new_subaddress(self, wallet: XMRWallet, label: str) -> dict[str, Any]:
+        """A subaddress no request has used, saved in the wallet file at once.
+
+        wallet-rpc keeps its subaddress counter in memory until it stores the wallet: after a crash it would
+        hand out the same subaddress again. So every new one is stored, and one already used is skipped.
+        """
+        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+            for _ in range(MAX_SUBADDRESS_SKIPS):
+                made = await client.call("create_address", {"account_index": 0, "label": label})
+                await client.call("store")
+                if self.requests.get(wallet.key, made["address"]) is None:
+                    return dict(made)
+        raise RPCError(-32020, "wallet-rpc error: it keeps handing out subaddresses already used by requests")
 
     def _amount(self, amount: Any) -> int:
         try:

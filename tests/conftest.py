@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.regtest_fixtures"]
+pytest_plugins: list[str] = ["tests.regtest_fixtures", "tests.monero_fixtures"]

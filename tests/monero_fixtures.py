@@ -116,7 +116,7 @@ class Monerod:
 
     def start(self) -> None:
         command = [
-            MONEROD, "--regtest", "--offline", "--fixed-difficulty", "1", "--non-interactive",
+            MONEROD, "--regtest", "--keep-fakechain", "--offline", "--fixed-difficulty", "1", "--non-interactive",
             "--data-dir", str(self.root / "monerod"), "--log-file", str(self.root / "monerod.log"),
             "--rpc-bind-ip", "127.0.0.1", "--rpc-bind-port", str(self.rpc_port),
             "--p2p-bind-ip", "127.0.0.1", "--p2p-bind-port", str(self.p2p_port),
@@ -212,9 +212,16 @@ class Chain:
 
     def pay(self, destinations: list[tuple[str, Decimal | str]]) -> str:
         """Send from the payer wallet (refreshed first) and relay; returns the tx hash."""
-        json_rpc(self.payer_rpc.url, "refresh")
         outputs = [{"address": a, "amount": int(Decimal(str(x)) * PICONERO)} for a, x in destinations]
-        return str(json_rpc(self.payer_rpc.url, "transfer", {"destinations": outputs})["tx_hash"])
+        for attempt in range(30):  # right after monerod restarts, wallet-rpc needs a moment to reconnect
+            try:
+                json_rpc(self.payer_rpc.url, "refresh")
+                return str(json_rpc(self.payer_rpc.url, "transfer", {"destinations": outputs})["tx_hash"])
+            except RuntimeError as exc:
+                if attempt == 29 or not any(s in str(exc) for s in ("output distribution", "daemon", "-38")):
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
 
     async def pay_async(self, address: str, amount: Decimal | str) -> str:
         return await asyncio.to_thread(self.pay, [(address, amount)])

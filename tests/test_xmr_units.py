@@ -1,0 +1,204 @@
+"""XMR pieces that need no running Monero: amounts, request statuses, the request table, and the daemon's
+answers when monerod and wallet-rpc are unreachable (key checks, offline methods, errors, spec)."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemons.jsonrpc import RPCError
+from daemons.xmr import XMRDaemon
+from daemons.xmr_client import MoneroRPC, MoneroUnavailable
+from daemons.xmr_requests import (
+    PR_EXPIRED,
+    PR_PAID,
+    PR_UNCONFIRMED,
+    PR_UNPAID,
+    PaymentRequest,
+    RequestStore,
+    Transfer,
+    evaluate,
+    from_atomic,
+    to_atomic,
+)
+from tests.monero_fixtures import Keys, free_port
+from tests.support import running_daemon
+
+XMR = 10**12
+
+
+def test_amounts_are_12_decimal_strings() -> None:
+    assert to_atomic("1.25") == 1_250_000_000_000
+    assert to_atomic(Decimal("0.000000000001")) == 1
+    assert to_atomic(3) == 3 * XMR
+    assert from_atomic(1) == "0.000000000001"
+    assert from_atomic(17 * XMR) == "17.000000000000"
+    for bad in ("abc", "-1", "0.0000000000001", "NaN", True, None, [1]):
+        with pytest.raises(ValueError, match="Invalid amount"):
+            to_atomic(bad)
+
+
+@given(st.integers(min_value=0, max_value=2**64))
+def test_amount_round_trip(atomic: int) -> None:
+    assert to_atomic(from_atomic(atomic)) == atomic
+
+
+def request(amount: int | None = XMR, expiration: int | None = None, status: int = PR_UNPAID) -> PaymentRequest:
+    return PaymentRequest("w", "r1", "addr", 0, 3, amount, "", 1000, expiration, 10, status=status)
+
+
+def transfer(amount: int, confirmations: int = 0, minor: int = 3, txid: str = "a") -> Transfer:
+    return Transfer(txid, amount, minor, 0, confirmations, confirmations == 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("transfers", "expected"),
+    [
+        ([], (PR_UNPAID, 0, [])),
+        ([transfer(XMR // 2)], (PR_UNPAID, XMR // 2, ["a"])),
+        ([transfer(XMR)], (PR_UNCONFIRMED, XMR, ["a"])),
+        ([transfer(XMR, confirmations=1)], (PR_UNCONFIRMED, XMR, ["a"])),
+        ([transfer(XMR, confirmations=2)], (PR_PAID, XMR, ["a"])),
+        ([transfer(XMR // 2, 2), transfer(XMR // 2, 0, txid="b")], (PR_UNCONFIRMED, XMR, ["a", "b"])),
+        ([transfer(2 * XMR, 5)], (PR_PAID, 2 * XMR, ["a"])),
+        ([transfer(XMR, 5, minor=4)], (PR_UNPAID, 0, [])),  # another request's subaddress
+    ],
+)
+def test_status_from_transfers(transfers: list[Transfer], expected: tuple[int, int, list[str]]) -> None:
+    assert evaluate(request(), transfers, 2, now=1500) == expected
+
+
+def test_expiry_any_amount_and_final_paid() -> None:
+    assert evaluate(request(expiration=60), [], 2, now=1059)[0] == PR_UNPAID
+    assert evaluate(request(expiration=60), [], 2, now=1060)[0] == PR_EXPIRED
+    assert evaluate(request(expiration=60), [transfer(XMR // 3)], 2, now=2000)[:2] == (PR_EXPIRED, XMR // 3)
+    assert evaluate(request(expiration=60), [transfer(XMR, 2)], 2, now=2000)[0] == PR_PAID
+    assert evaluate(request(amount=None), [transfer(1, 2)], 2, now=1500)[0] == PR_PAID
+    assert evaluate(request(status=PR_PAID), [], 2, now=1500)[0] == PR_PAID  # a reorg never "unpays"
+    assert request().status_str() == "Unpaid"
+    assert PaymentRequest("w", "r", "a", 0, 1, XMR, "", 0, None, 0, sent=1).status_str() == "Underpaid"
+
+
+def test_request_table() -> None:
+    store = RequestStore(sqlite3.connect(":memory:", isolation_level=None))
+    first = request()
+    store.add(first)
+    assert store.get("w", "r1") == first and store.get("w", "addr") == first and store.get("x", "r1") is None
+    first.status, first.sent, first.tx_hashes = PR_PAID, XMR, ["a"]
+    store.update(first)
+    assert store.get("w", "r1") == first and store.pending("w") == []
+    with pytest.raises(sqlite3.IntegrityError):  # one subaddress, one request
+        store.add(PaymentRequest("w", "r2", "addr", 0, 3, None, "", 0, None, 0))
+    assert store.clear("w") == 1 and store.list("w") == []
+
+
+async def test_client_fails_fast_when_nothing_listens() -> None:
+    client = MoneroRPC(f"http://127.0.0.1:{free_port()}", name="monerod")
+    with pytest.raises(MoneroUnavailable, match="monerod unreachable"):
+        await client.call("get_block_count")
+    await client.close()
+    assert "digest=True" in repr(MoneroRPC("http://x", login="u", password="secret")) and "secret" not in repr(
+        MoneroRPC("http://x", login="u", password="secret")
+    )
+
+
+def offline_env() -> dict[str, str]:
+    return {
+        "MONEROD_URL": f"http://127.0.0.1:{free_port()}",
+        "WALLET_RPC_URL": f"http://127.0.0.1:{free_port()}",
+        "NETWORK": "regtest",
+    }
+
+
+async def test_identities_are_checked_before_wallet_rpc() -> None:
+    keys, other = Keys.random(), Keys.random()
+    from monero.backends.offline import OfflineWallet
+    from monero.wallet import Wallet
+
+    subaddress = str(Wallet(OfflineWallet(keys.address, view_key=keys.view_key)).get_address(0, 1))
+    cases = {
+        "not a key": ("Invalid key", {"xpub": "not-a-key", "address": keys.address}),
+        "other's view key": ("Address mismatch", {"xpub": other.view_key, "address": keys.address}),
+        "no address": ("needs its primary 'address'", {"xpub": keys.view_key}),
+        "bad address": ("Invalid address", {"xpub": keys.view_key, "address": "4abc"}),
+        "subaddress": ("not a subaddress", {"xpub": keys.view_key, "address": subaddress}),
+        "bad mnemonic": ("Invalid mnemonic", {"xpub": "one two three"}),
+        "wrong mnemonic": ("Address mismatch", {"xpub": other.mnemonic, "address": keys.address}),
+    }
+    async with running_daemon(XMRDaemon, env=offline_env()) as d:
+        for name, (reason, identity) in cases.items():
+            with pytest.raises(RPCError) as refused:
+                await d.call("getbalance", xpub=identity)
+            assert refused.value.code == -32005 and reason in refused.value.message, name
+            assert keys.view_key not in refused.value.message and other.mnemonic not in refused.value.message
+        assert d.daemon.wallets == {}
+
+
+async def test_offline_methods_and_errors_without_backends() -> None:
+    keys = Keys.random()
+    async with running_daemon(XMRDaemon, env=offline_env()) as d:
+        assert await d.call("validateaddress", keys.address) is True
+        assert (
+            await d.call(
+                "validateaddress",
+                "9wviCeWe2D8XS82k2ovp5EUYLzBt9pYNW2LXUFsZiv8S3Mt21FZ5qQaAroko1enzw3eGr9qC7X1D7Geoo2RrAotYPwq9Gm8",
+            )
+            is False
+        )
+        assert await d.call("validateaddress", "nonsense") is False
+        assert await d.call("validatekey", keys.view_key) is True
+        assert await d.call("validatekey", keys.view_key, keys.address) is True
+        assert await d.call("validatekey", keys.mnemonic) is True
+        assert await d.call("validatekey", "zz") is False
+        assert await d.call("getconfig", "lightning") is False
+        offline = await d.call("get_address", 0, 0, xpub=keys.view_only)
+        assert offline == keys.address
+        assert await d.call("get_address", 0, 0, xpub=keys.spending) == keys.address
+        checks = {
+            ("getbalance", ()): -32010,
+            ("add_request", ("1",)): -32010,
+            ("payto", (keys.address, "1")): -32018,
+            ("get_request", ("nope",)): -32017,
+            ("open_wallet", ()): -32019,
+            ("stop_wallet", ()): -32019,
+            ("add_request", ("1.0000000000001",)): -32602,
+            ("get_transaction", ("xyz",)): -32016,
+            ("no_such_method", ()): -32601,
+        }
+        with pytest.raises(RPCError) as no_chain:
+            await d.call("getheight")
+        assert no_chain.value.code == -32011
+        for (method, args), code in checks.items():
+            with pytest.raises(RPCError) as failed:
+                await d.call(method, *args, xpub=keys.view_only)
+            assert failed.value.code == code, (method, failed.value.message)
+        async with d.session.get(d.url + "/health") as response:
+            health = await response.json()
+        assert response.status == 503 and health["status"] == "backend_unavailable"
+        assert "monerod unreachable" in health["monerod"] and "wallet-rpc unreachable" in health["wallet_rpc"]
+        methods = await d.call("help")
+        assert {"add_request", "payto", "get_transfers", "incoming_transfers", "open_wallet"} <= set(methods)
+
+
+async def test_spec_names_every_code_for_the_sdk() -> None:
+    from bitcart import XMR as SDK
+
+    async with running_daemon(XMRDaemon, env=offline_env()) as d:
+        async with d.session.get(d.url + "/spec", auth=d.auth) as response:
+            spec = await response.json()
+        for code in range(-32022, -32009):
+            assert str(code) in spec["exceptions"]
+        assert spec["capabilities"]["lightning"] is False
+        sdk = SDK(rpc_url=d.url, xpub=Keys.random().view_only)
+        try:
+            assert sdk.server.validate_spec(await sdk.spec)
+            from bitcart.errors import errors
+
+            with pytest.raises(errors.WalletRPCUnavailableError):
+                await sdk.balance()
+        finally:
+            await sdk.server._close()
