@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .events import EventStore
+from .events import MAX_EVENT_ID, EventStore
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -238,7 +238,24 @@ class BaseDaemon:
         response = await self.dispatch(payload)
         if response is None:
             return web.Response(status=204)
-        return web.Response(text=jsonrpc.dumps(response), content_type="application/json")
+        return web.Response(text=self.encode_response(response), content_type="application/json")
+
+    def encode_response(self, response: Any) -> str:
+        """The answer as strict JSON; a result that cannot be encoded becomes its request's internal error."""
+        try:
+            return jsonrpc.dumps(response, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        answers = [self.encode_answer(answer) for answer in (response if isinstance(response, list) else [response])]
+        return f"[{','.join(answers)}]" if isinstance(response, list) else answers[0]
+
+    def encode_answer(self, answer: dict[str, Any]) -> str:
+        try:
+            return jsonrpc.dumps(answer, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            logger.error("the result for request id %r cannot be encoded as JSON", answer.get("id"), exc_info=exc)
+            error = RPCError(INTERNAL_ERROR, "Internal error: the result cannot be encoded as JSON")
+            return jsonrpc.dumps(jsonrpc.error_response(answer.get("id"), error))
 
     async def read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_size
@@ -246,11 +263,14 @@ class BaseDaemon:
         if request.content_length is not None and request.content_length > limit:
             raise too_large
         chunks, size = [], 0
-        while chunk := await request.content.read(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            while chunk := await request.content.read(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+        except web.RequestPayloadError as exc:  # such as a Content-Encoding the body does not have
+            raise RPCError(jsonrpc.PARSE_ERROR, "Parse error: the body cannot be decoded") from exc
         return b"".join(chunks)
 
     # -- JSON-RPC dispatch --------------------------------------------------------------------
@@ -423,7 +443,7 @@ class BaseDaemon:
         The wallet is loaded (if it is not yet), so that a client that only polls is watching it."""
         if identity is None:
             raise RPCError(WALLET_REQUIRED, "get_updates needs a wallet: pass it as the 'xpub' argument")
-        if since is not None and since < 0:
+        if since is not None and not 0 <= since <= MAX_EVENT_ID:
             raise RPCError(jsonrpc.INVALID_PARAMS, "'since' must be a non-negative event id")
         await self.get_wallet(identity)  # a client that only polls is watching the wallet too
         assert self.store is not None

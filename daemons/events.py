@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS update_cursors (
 );
 """
 PRUNE_EVERY = 1000  # appends between two retention passes
+MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: a cursor beyond it cannot even be compared
 
 
 @dataclass(frozen=True)

@@ -147,10 +147,24 @@ def error_response(request_id: Any, error: RPCError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_dict()}
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):  # such as 1e400: it would come back as Infinity
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
 def decode_body(body: bytes) -> Any:
-    """Decode a request body; anything but UTF-8 JSON is a parse error (-32700)."""
+    """Decode a request body; anything but UTF-8 JSON is a parse error (-32700).
+
+    Python's parser also accepts NaN and Infinity, which would come back in answers as invalid JSON.
+    """
     try:
-        return json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RPCError(PARSE_ERROR, "Parse error: body is not valid JSON") from exc
 
@@ -168,5 +182,5 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, separators=(",", ":"))
+def dumps(value: Any, allow_nan: bool = True) -> str:
+    return json.dumps(value, default=json_default, separators=(",", ":"), allow_nan=allow_nan)

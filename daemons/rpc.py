@@ -194,6 +194,8 @@ def _union_members(annotation: Any) -> set[type] | None:
 
 
 _NO = object()
+# Decimals beyond this exponent are no amount, and arithmetic on them overflows the default context.
+MAX_DECIMAL_EXPONENT = 1000
 
 
 def _convert(value: Any, kind: type) -> Any:
@@ -203,16 +205,26 @@ def _convert(value: Any, kind: type) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+            try:  # isdigit() also admits characters such as '²', and very long numbers do not convert
+                return int(value)
+            except ValueError:
+                return _NO
         return _NO
     if kind is float:
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NO
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return _NO
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float's range
+            return _NO
     if kind is Decimal:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             return _NO
         try:
             number = Decimal(str(value))
-        except InvalidOperation:
+        except (InvalidOperation, ValueError):
             return _NO
-        return number if number.is_finite() else _NO
+        if not number.is_finite() or (number and abs(number.adjusted()) > MAX_DECIMAL_EXPONENT):
+            return _NO
+        return number
     return value if isinstance(value, kind) else _NO

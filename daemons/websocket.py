@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from .events import Event, EventStore
+from .events import MAX_EVENT_ID, Event, EventStore
 from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, RPCError, WalletIdentity, dumps, parse_identity
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class Hub:
             client.scope = {self.wallet_key(identity) for identity in identities}
         if "since" in command:
             since = command["since"]
-            if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since <= MAX_EVENT_ID:
                 raise ValueError("'since' must be a non-negative integer event id")
             client.replay_since(since)
         return identities
