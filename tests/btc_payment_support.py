@@ -74,15 +74,25 @@ async def eventually(check: Callable[[], Any], timeout: float = EVENT_TIMEOUT, i
 async def fund_payer(d: DaemonClient, stack: RegtestStack, blocks: int = 101) -> str:
     """Mine `blocks` to the payer seed wallet and wait until the daemon's wallet sees mature coins."""
     address = await d.call("getunusedaddress", xpub=PAYER_SEED)
+    await wait_synchronized(d)  # a wallet restored on a used chain must learn its old spends first
     before = Decimal((await d.call("getbalance", xpub=PAYER_SEED))["confirmed"])
     await stack.amine(blocks, address)
 
     async def funded() -> bool:
         balance = await d.call("getbalance", xpub=PAYER_SEED)
-        return Decimal(balance["confirmed"]) > before
+        return Decimal(balance["confirmed"]) > before and (await d.call("getinfo"))["synchronized"]
 
     await eventually(funded)
     return address
+
+
+async def wait_synchronized(d: DaemonClient) -> None:
+    """Until the daemon's headers and every loaded wallet are up to date with the server."""
+
+    async def synchronized() -> bool:
+        return (await d.call("getinfo"))["synchronized"]
+
+    await eventually(synchronized)
 
 
 async def pay(d: DaemonClient, address: str, amount: Decimal | str) -> str:

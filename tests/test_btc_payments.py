@@ -6,6 +6,8 @@ funded by mining to it; events are read from the daemon's websocket like a payme
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from decimal import Decimal
 
 from regtest.serialize import Tx
@@ -18,13 +20,17 @@ from tests.btc_payment_support import (
     eventually,
     fund_payer,
     online_daemon,
+    online_env,
     open_feed,
     pay,
     payment_for,
 )
 from tests.btc_support import call_error, key_pair
+from tests.regtest_fixtures import Key, coinbase_utxo, sats, sign_tx
+from tests.support import LOGIN, PASSWORD, free_port, spawned_daemon
 
 PRICE = Decimal("0.0015")
+FEE = 20_000
 
 
 async def test_paid_request_reaches_the_scoped_websocket_and_get_request(regtest_stack):
@@ -122,3 +128,110 @@ async def test_double_spend_broadcast_gets_the_spec_error(regtest_stack):
         assert Tx.from_hex(second).txid not in await regtest_stack.arpc("getrawmempool")
         code, message = await call_error(d, "broadcast", "00" * 20)
         assert code in (-32016, -32017)
+
+
+def fact(event: dict) -> tuple:
+    """What an event states, without its id: two events stating the same fact are a duplicate."""
+    return tuple(sorted((k, str(v)) for k, v in event.items() if k != "id"))
+
+
+async def test_sigkill_before_payment_then_restart_delivers_every_event_once(regtest_stack, electrum_regtest, tmp_path):
+    payer = Key.from_int(71)
+    hashes = await regtest_stack.amine(101, payer.address)
+    data_path, port = tmp_path / "btc", free_port()
+    data_path.mkdir()
+    env = online_env(regtest_stack)
+    merchant = key_pair(106, "p2wpkh").xpub
+    async with spawned_daemon("btc", env, data_path, port) as (d, process):
+        feed = await open_feed(d, {"xpub": merchant}, {"since": 0})
+        address = (await d.call("add_request", str(PRICE), "restart", xpub=merchant))["address"]
+        await feed.wait_for(lambda e: e["event"] == "new_block")  # something delivered before the crash
+        cursor = max(e["id"] for e in feed.events)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        await feed.close()
+
+    # paid and confirmed while the daemon is dead
+    coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
+    raw, txid = sign_tx([coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)])
+    await regtest_stack.arpc("sendrawtransaction", raw)
+    await regtest_stack.amine(1, payer.address)
+
+    async with spawned_daemon("btc", env, data_path, port) as (d, _):
+        feed = await open_feed(d, {"xpub": merchant}, {"since": cursor})
+        request = await d.call("get_request", address, xpub=merchant)  # the request survived the crash
+        assert request["amount_BTC"] and Decimal(request["amount_BTC"]) == PRICE
+        paid = await feed.wait_for(payment_for(address, PR_PAID))
+        assert paid["tx_hashes"] == [txid] and Decimal(paid["sent_amount"]) == PRICE
+        await feed.wait_for(lambda e: e["event"] == "verified_tx" and e["tx"] == txid)
+        await feed.close()
+        # a client reconnecting with the same cursor gets the same events again, each exactly once
+        again = await open_feed(d, {"xpub": merchant}, {"since": cursor})
+        await again.wait_for(payment_for(address, PR_PAID))
+        await again.wait_for(lambda e: e["event"] == "verified_tx" and e["tx"] == txid)
+        ids = [e["id"] for e in again.events]
+        assert ids == sorted(set(ids)) and min(ids) > cursor
+        assert len({fact(e) for e in again.events}) == len(again.events)
+        assert [e["tx"] for e in again.of("new_transaction")] == [txid]
+        assert len([e for e in again.events if e["event"] == "new_payment" and e["status"] == PR_PAID]) == 1
+        await again.close()
+
+
+async def test_electrumx_outage_fails_fast_then_recovers_without_restart(fresh_regtest_stack, electrum_regtest):
+    stack = fresh_regtest_stack
+    payer = Key.from_int(81)
+    hashes = await stack.amine(101, payer.address)
+    async with online_daemon(stack, SYNC_TIMEOUT="2") as d:
+        merchant = key_pair(107, "p2wpkh").xpub
+        feed = await open_feed(d, {"xpub": merchant})
+        address = (await d.call("add_request", str(PRICE), "outage", xpub=merchant))["address"]
+        await asyncio.to_thread(stack.electrumx.stop)
+
+        # calls that need the server answer with the spec's error instead of hanging (bound: many sync timeouts)
+        code, message = await asyncio.wait_for(call_error(d, "getaddresshistory", address), 30)
+        # -32014 either way: the daemon saw the server gone, or Electrum gave up on it mid-request
+        assert code == -32014 and ("Not synchronized" in message or "cannot establish a connection" in message)
+        async with d.session.get(d.url + "/health") as response:
+            assert response.status != 200 and (await response.json())["status"] == "backend_unavailable"
+        assert (await d.call("get_request", address, xpub=merchant))["status"] == PR_UNPAID  # offline data still served
+
+        # the payment happens while ElectrumX is down; it comes back on the same port
+        coin = coinbase_utxo(stack.rpc, hashes[0], payer)
+        raw, txid = sign_tx([coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)])
+        await stack.arpc("sendrawtransaction", raw)
+        await stack.arpc("generatetoaddress", 1, payer.address)
+        await asyncio.to_thread(stack.start_electrumx)
+
+        paid = await feed.wait_for(payment_for(address, PR_PAID), timeout=120)
+        assert paid["tx_hashes"] == [txid]
+        assert await d.call("getaddresshistory", address) == [{"tx_hash": txid, "height": 102}]
+        async with d.session.get(d.url + "/health") as response:
+            assert response.status == 200
+        await feed.close()
+
+
+async def test_bitcart_sdk_websocket_handler_sees_the_payment(regtest_stack):
+    from bitcart import BTC
+
+    async with online_daemon(regtest_stack) as d:
+        merchant = key_pair(108, "p2wpkh").xpub
+        sdk = BTC(rpc_url=d.url, rpc_user=LOGIN, rpc_pass=PASSWORD, xpub=merchant)
+        payments: list[dict] = []
+
+        @sdk.on("new_payment")
+        async def on_payment(event, address, status, status_str, tx_hashes, sent_amount):
+            payments.append({"address": address, "status": status, "tx_hashes": tx_hashes, "sent": sent_amount})
+
+        listener = asyncio.create_task(sdk.start_websocket(force_connect=True))
+        try:
+            payer = await fund_payer(d, regtest_stack)
+            request = await sdk.add_request(PRICE, "sdk order")
+            address = request["address"]
+            txid = await pay(d, address, PRICE)
+            await regtest_stack.amine(1, payer)
+            paid = {"address": address, "status": PR_PAID, "tx_hashes": [txid], "sent": format(PRICE, "f")}
+            await eventually(lambda: paid in payments)
+            assert (await sdk.get_request(address))["status"] == PR_PAID
+        finally:
+            listener.cancel()
+            await sdk.server._close()
