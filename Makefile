@@ -53,13 +53,20 @@ format: venv
 	$(VENV)/bin/ruff format daemons regtest tests bench
 	$(VENV)/bin/ruff check --fix daemons regtest tests bench
 
-# BTC on regtest, offline (wallets, requests, Electrum's wallet-local commands) until a regtest chain
-# is wired in; override with e.g. `make run BTC_OFFLINE=false BTC_SERVER=127.0.0.1:51001:t`.
+# BTC on regtest. By default the daemon runs online on the bundled regtest stack (regtest/: a regtest node on 127.0.0.1:18443 and
+# ElectrumX on :50001, chain kept in data/regtest; README "Regtest stack"). REGTEST=0 runs it offline without
+# the stack; `make run REGTEST=0 BTC_OFFLINE=false BTC_SERVER=host:port:t` points it at another Electrum server.
 run: setup
-	@echo "Starting the BTC daemon on $${BTC_NETWORK:-regtest}$$( [ "$${BTC_OFFLINE:-true}" = true ] && echo ', offline' ) at http://$${BTC_HOST:-127.0.0.1}:$${BTC_PORT:-5000} (Ctrl-C stops it). Try:"
+	@echo "Starting the BTC daemon on $${BTC_NETWORK:-regtest}$$( [ "$${REGTEST:-1}" = 0 ] && [ "$${BTC_OFFLINE:-true}" = true ] && echo ', offline' ) at http://$${BTC_HOST:-127.0.0.1}:$${BTC_PORT:-5000} (Ctrl-C stops it). Try:"
 	@echo "  curl -s -u electrum:electrumz -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"help\"}' http://127.0.0.1:$${BTC_PORT:-5000}/"
 	@echo "  curl -s -u electrum:electrumz -d '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"add_request\",\"params\":{\"amount\":\"0.001\",\"force\":true,\"xpub\":\"<vpub or seed>\"}}' http://127.0.0.1:$${BTC_PORT:-5000}/"
-	BTC_NETWORK=$${BTC_NETWORK:-regtest} BTC_OFFLINE=$${BTC_OFFLINE:-true} $(PY) -m daemons btc
+	@[ "$${REGTEST:-1}" = 0 ] || echo "  mine: curl -s -u rpcuser:rpcpassword -d '{\"method\":\"generatetoaddress\",\"params\":[1,\"<bcrt1 address>\"],\"id\":1}' http://127.0.0.1:$${REGTEST_RPCPORT:-18443}/"
+	@if [ "$${REGTEST:-1}" = 0 ]; then \
+	  BTC_NETWORK=$${BTC_NETWORK:-regtest} BTC_OFFLINE=$${BTC_OFFLINE:-true} exec $(PY) -m daemons btc; \
+	else \
+	  exec $(PY) -m regtest.stack -- env BTC_NETWORK=regtest BTC_OFFLINE=false BTC_ONESERVER=true \
+	    BTC_SERVER=127.0.0.1:$${REGTEST_ELECTRUMX_PORT:-50001}:t $(PY) -m daemons btc; \
+	fi
 
 bench: setup
 	$(PY) bench/dispatch.py

@@ -217,8 +217,12 @@ class RegtestStack:
         return f"{HOST}:{self.electrumx.port}:t"
 
     def start(self) -> RegtestStack:
-        self.node.start()
-        self.start_electrumx()
+        try:
+            self.node.start()
+            self.start_electrumx()
+        except BaseException:
+            self.stop()  # never leave a half-started stack behind
+            raise
         return self
 
     def start_electrumx(self, timeout: float = 60.0) -> None:
@@ -254,32 +258,66 @@ class RegtestStack:
         return await asyncio.to_thread(self.node.rpc, method, *params)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m regtest.stack", description="Run the regtest node + ElectrumX")
-    p.add_argument("--workdir", default=os.environ.get("REGTEST_WORKDIR", "regtest-data"))
-    p.add_argument("--rpcport", type=int, default=18443)
-    p.add_argument("--electrumx-port", type=int, default=50001)
-    p.add_argument("--mine", type=int, default=0, help="blocks to mine to --address after start")
-    p.add_argument("--address", help="regtest address for --mine")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m regtest.stack",
+        description="Run the regtest node + ElectrumX until Ctrl-C, or around a command given after --.",
+        epilog="With a command, it runs once the stack is ready, with REGTEST_ELECTRUM_SERVER (host:port:t) and "
+        "REGTEST_RPC_PORT in its environment; the stack stops when the command exits.",
+    )
+    p.add_argument("--workdir", default=os.environ.get("REGTEST_WORKDIR", "data/regtest"), help="chain, index, logs")
+    p.add_argument("--rpcport", type=int, default=int(os.environ.get("REGTEST_RPCPORT", 18443)))
+    p.add_argument("--electrumx-port", type=int, default=int(os.environ.get("REGTEST_ELECTRUMX_PORT", 50001)))
+    p.add_argument("--rpcuser", default=os.environ.get("REGTEST_RPCUSER", "rpcuser"))
+    p.add_argument("--rpcpassword", default=os.environ.get("REGTEST_RPCPASSWORD", "rpcpassword"))
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then a command to run against the stack")
     args = p.parse_args(argv)
-    stack = RegtestStack(args.workdir, node_port=args.rpcport, electrumx_port=args.electrumx_port)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    if args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    return args
+
+
+def run_command(stack: RegtestStack, command: list[str]) -> int:
+    """Run `command` against the ready stack; Ctrl-C reaches it too (same process group), SIGTERM is passed on."""
+    env = {**os.environ, "REGTEST_ELECTRUM_SERVER": stack.electrum_server, "REGTEST_RPC_PORT": str(stack.node.port)}
+    child = subprocess.Popen(command, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue  # the child got the same SIGINT: wait for it to finish shutting down
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    stack = RegtestStack(
+        args.workdir,
+        node_port=args.rpcport,
+        electrumx_port=args.electrumx_port,
+        user=args.rpcuser,
+        password=args.rpcpassword,
+    )
+    code = 0
     try:
         stack.start()
-        if args.mine and args.address:
-            stack.mine(args.mine, args.address)
         print(
-            f"regtest stack ready: node RPC {stack.node.url.replace(stack.node.password, '***')} "
-            f"ElectrumX {stack.electrum_server} height {stack.rpc('getblockcount')} (logs in {stack.workdir})",
+            f"regtest stack ready: node RPC http://{HOST}:{stack.node.port}/ (user {stack.node.user}), "
+            f"ElectrumX {stack.electrum_server}, height {stack.rpc('getblockcount')}, logs in {stack.workdir}",
             flush=True,
         )
-        while not stop:
-            time.sleep(0.5)
+        if args.command:
+            code = run_command(stack, args.command)
+        else:
+            stop: list[int] = []
+            signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+            while not stop:
+                time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         stack.stop()
+    sys.exit(code)
 
 
 if __name__ == "__main__":
