@@ -34,14 +34,16 @@ async def online_daemon(
     """An in-process BTC daemon on the stack's ElectrumX.
 
     Electrum 4.3.4's Network is a process-wide singleton that its stop() never releases, so a second daemon in
-    the same process would trip its "Network is a singleton!" assertion: release it once the daemon stopped.
+    the same process would trip its "Network is a singleton!" assertion: release it around each daemon (one
+    daemon runs at a time in a test process).
     """
+    import electrum.network
+
+    electrum.network._INSTANCE = None  # left behind by an earlier daemon of this process, if any
     try:
         async with btc_daemon(online_env(stack, **extra), data_path=data_path) as d:
             yield d
     finally:
-        import electrum.network
-
         electrum.network._INSTANCE = None
 
 
