@@ -5,6 +5,8 @@ checks, coinbase, standard version and size, finality, already-in-mempool, confl
 amounts and coinbase maturity, the minimum relay fee, then the caller's maxfeerate. Not done: script and
 signature verification, BIP68 relative locks, replacement (a conflicting transaction is always refused with
 "txn-mempool-conflict", as Core did for transactions not signalling BIP125 before full RBF), package relay.
+A transaction whose outputs are already in the UTXO set gets -27 "Transaction already in block chain": Core's
+wording before v28 (later "Transaction outputs already in utxo set"), kept because Electrum 4.3.4 recognises it.
 """
 
 from __future__ import annotations

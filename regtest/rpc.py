@@ -87,6 +87,7 @@ class RPCServer:
             params = req.get("params")
             if params is not None and not isinstance(params, list | dict):
                 raise RPCError(RPC_INVALID_REQUEST, "Params must be an array or object")
+            log.debug("rpc %s", req["method"])
             result, error = self.methods.call(req["method"], params), None
         except RPCError as e:
             result, error = None, e

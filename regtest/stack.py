@@ -72,6 +72,8 @@ class NodeProcess:
     def start(self, timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "regtest", "--datadir", str(self.datadir), "--rpcbind", HOST]
         cmd += ["--rpcport", str(self.port), "--rpcuser", self.user, "--rpcpassword", self.password]
+        if os.environ.get("REGTEST_DEBUG"):
+            cmd.append("--debug")  # logs every RPC method called, e.g. to see which ones ElectrumX uses
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
