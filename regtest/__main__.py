@@ -19,6 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rpcuser", default="rpcuser")
     p.add_argument("--rpcpassword", default="rpcpassword")
     p.add_argument("--feerate", type=Decimal, default=Decimal("0.00002"), help="estimatesmartfee answer, BTC/kvB")
+    p.add_argument("--no-segwit", action="store_true", help="Bitcoin Cash style blocks: no witness data or commitment")
     p.add_argument("--debug", action="store_true")
     return p.parse_args(argv)
 
@@ -31,6 +32,7 @@ async def serve(args: argparse.Namespace) -> None:
         user=args.rpcuser,
         password=args.rpcpassword,
         fee_rate=args.feerate,
+        segwit=not args.no_segwit,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

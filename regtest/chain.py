@@ -91,8 +91,9 @@ def grind(header: BlockHeader) -> BlockHeader:
 class Chain:
     """One regtest node's chain state and mempool; every mutation goes through connect_block or the mempool."""
 
-    def __init__(self, datadir: Path | str | None = None) -> None:
+    def __init__(self, datadir: Path | str | None = None, segwit: bool = True) -> None:
         self.datadir = Path(datadir) if datadir else None
+        self.segwit = segwit  # False: Bitcoin Cash rules here (no witness data, no commitment), for ElectrumX's BCH
         self.blocks: list[Block] = []
         self.heights: dict[bytes, int] = {}
         self.txindex: dict[str, tuple[int, int]] = {}  # txid -> (height, position in block)
@@ -140,11 +141,20 @@ class Chain:
         txs, fees = self.mempool.block_candidates(MAX_BLOCK_WEIGHT - 4000)
         coinbase = Tx(
             2,
-            [TxIn(bytes(32), 0xFFFFFFFF, bip34_prefix(height) + b"\x00", 0xFFFFFFFF, [bytes(32)])],
+            [
+                TxIn(
+                    bytes(32),
+                    0xFFFFFFFF,
+                    bip34_prefix(height) + b"\x00",
+                    0xFFFFFFFF,
+                    [bytes(32)] if self.segwit else [],
+                )
+            ],
             [TxOut(block_subsidy(height) + fees, script)],
         )
         all_txs = [coinbase, *txs]
-        coinbase.outputs.append(TxOut(0, WITNESS_COMMITMENT_HEADER + witness_commitment(all_txs)))
+        if self.segwit:  # Core's miner always commits once segwit is active
+            coinbase.outputs.append(TxOut(0, WITNESS_COMMITMENT_HEADER + witness_commitment(all_txs)))
         block_time = max(int(now if now is not None else time.time()), self.median_time_past() + 1)
         header = BlockHeader(
             BLOCK_VERSION, self.tip.hash, merkle_root([tx.hash for tx in all_txs]), block_time, REGTEST_BITS, 0
@@ -181,6 +191,10 @@ class Chain:
             raise BlockError("bad-cb-amount")
 
     def _check_witness(self, block: Block) -> None:
+        if not self.segwit:
+            if any(tx.has_witness() for tx in block.txs):
+                raise BlockError("unexpected-witness")
+            return
         commitment = find_commitment(block.txs[0])
         if commitment is None:
             if any(tx.has_witness() for tx in block.txs):

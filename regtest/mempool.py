@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .consensus import COIN, Coin, check_transaction, check_tx_inputs, is_final
-from .errors import RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR, RPCError, rejected
+from .errors import RPC_DESERIALIZATION_ERROR, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR, RPCError, rejected
 from .serialize import Block, Tx
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class Mempool:
 
     def check(self, tx: Tx) -> Entry:
         """Every acceptance rule, without changing anything (also serves testmempoolaccept)."""
+        if tx.has_witness() and not self.chain.segwit:
+            raise RPCError(RPC_DESERIALIZATION_ERROR, "TX decode failed")  # a chain without segwit cannot parse it
         check_transaction(tx)
         if tx.is_coinbase():
             raise rejected("coinbase")

@@ -28,8 +28,9 @@ class RegtestNode:
         user: str = "rpcuser",
         password: str = "rpcpassword",
         fee_rate: Decimal = Decimal("0.00002"),
+        segwit: bool = True,
     ) -> None:
-        self.chain = Chain(datadir)
+        self.chain = Chain(datadir, segwit)
         self.stopped = asyncio.Event()
         self.methods = NodeMethods(self.chain, fee_rate, on_stop=self.stopped.set)
         self.server = RPCServer(self.methods, user, password)

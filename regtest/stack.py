@@ -61,8 +61,9 @@ def _stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
 class NodeProcess:
     """`python -m regtest` as a child process, with a blocking RPC helper."""
 
-    def __init__(self, datadir: Path, port: int, user: str, password: str, log_path: Path) -> None:
+    def __init__(self, datadir: Path, port: int, user: str, password: str, log_path: Path, segwit: bool = True) -> None:
         self.datadir, self.port, self.user, self.password, self.log_path = datadir, port, user, password, log_path
+        self.segwit = segwit
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -72,6 +73,8 @@ class NodeProcess:
     def start(self, timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "regtest", "--datadir", str(self.datadir), "--rpcbind", HOST]
         cmd += ["--rpcport", str(self.port), "--rpcuser", self.user, "--rpcpassword", self.password]
+        if not self.segwit:
+            cmd.append("--no-segwit")
         if os.environ.get("REGTEST_DEBUG"):
             cmd.append("--debug")  # logs every RPC method called, e.g. to see which ones ElectrumX uses
         with open(self.log_path, "ab") as log:
@@ -108,7 +111,11 @@ class NodeProcess:
 
 
 class ElectrumXProcess:
-    """ElectrumX (COIN=Bitcoin NET=regtest) indexing one node, serving TCP on loopback only."""
+    """ElectrumX indexing one node, serving TCP on loopback only.
+
+    coin "Bitcoin" (ElectrumX 2's Bitcoin class, segwit serialization; with NET=regtest: BitcoinRegtest) or
+    "BitcoinCash" (BitcoinCashRegtest: no segwit, LTOR block processor) for a node started with --no-segwit.
+    """
 
     def __init__(
         self,
@@ -118,8 +125,10 @@ class ElectrumXProcess:
         log_path: Path,
         poll_ms: int = 100,
         padding_wait: float | None = 0.0,
+        coin: str = "Bitcoin",
     ) -> None:
         self.db_dir, self.daemon_url, self.port, self.log_path = db_dir, daemon_url, port, log_path
+        self.coin = coin
         self.poll_ms = poll_ms
         self.padding_wait = padding_wait  # None keeps ElectrumX's 1 s hold-back (see regtest/electrumx_launch.py)
         self.proc: subprocess.Popen | None = None
@@ -127,7 +136,7 @@ class ElectrumXProcess:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ELECTRUMX_", "VIRTUAL_ENV"))}
         env.update(
-            COIN="Bitcoin",  # ElectrumX 2's class for Bitcoin (segwit serialization); NET picks BitcoinRegtest
+            COIN=self.coin,
             NET="regtest",
             DB_ENGINE="leveldb",
             DB_DIRECTORY=str(self.db_dir),
@@ -185,7 +194,11 @@ class ElectrumXProcess:
 
 
 class RegtestStack:
-    """Node + ElectrumX under one work dir. Ports are fixed at construction so restarts reuse them."""
+    """Node + ElectrumX under one work dir. Ports are fixed at construction so restarts reuse them.
+
+    coin="BitcoinCash" gives a chain without segwit indexed by ElectrumX's BitcoinCash regtest class (mine to
+    legacy base58 addresses: the node does not decode CashAddr).
+    """
 
     def __init__(
         self,
@@ -197,12 +210,14 @@ class RegtestStack:
         password: str = "rpcpassword",
         poll_ms: int = 100,
         padding_wait: float | None = 0.0,
+        coin: str = "Bitcoin",
     ) -> None:
         self._tmp = None if workdir else tempfile.mkdtemp(prefix="regtest-stack-")
         self.workdir = Path(workdir or self._tmp)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        segwit = coin != "BitcoinCash"
         self.node = NodeProcess(
-            self.workdir / "node", node_port or free_port(), user, password, self.workdir / "node.log"
+            self.workdir / "node", node_port or free_port(), user, password, self.workdir / "node.log", segwit
         )
         self.electrumx = ElectrumXProcess(
             self.workdir / "electrumx",
@@ -211,6 +226,7 @@ class RegtestStack:
             self.workdir / "electrumx.log",
             poll_ms,
             padding_wait,
+            coin,
         )
 
     @property
@@ -272,6 +288,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--electrumx-port", type=int, default=int(os.environ.get("REGTEST_ELECTRUMX_PORT", 50001)))
     p.add_argument("--rpcuser", default=os.environ.get("REGTEST_RPCUSER", "rpcuser"))
     p.add_argument("--rpcpassword", default=os.environ.get("REGTEST_RPCPASSWORD", "rpcpassword"))
+    p.add_argument("--coin", choices=("Bitcoin", "BitcoinCash"), default="Bitcoin", help="BitcoinCash: no segwit")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then a command to run against the stack")
     args = p.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -299,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         electrumx_port=args.electrumx_port,
         user=args.rpcuser,
         password=args.rpcpassword,
+        coin=args.coin,
     )
     code = 0
     try:

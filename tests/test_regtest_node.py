@@ -294,3 +294,25 @@ async def test_electrumx_indexes_the_chain_and_relays_broadcasts(regtest_stack, 
         history = await client.request("blockchain.scripthash.get_history", bob_sh)
         assert history == [{"tx_hash": txid, "height": 102}]
         assert await client.request("blockchain.transaction.get", txid) == raw
+
+
+async def test_bitcoin_cash_mode_is_indexed_by_electrumx_bitcoincash(electrum_regtest):
+    from electrum import bitcoin
+
+    from regtest.stack import RegtestStack
+
+    key = Key.from_int(61, "p2pkh")  # base58 P2PKH addresses are the same on BCH regtest
+    with RegtestStack(coin="BitcoinCash") as stack:
+        hashes = await stack.amine(3, key.address)
+        block = Block.from_bytes(bytes.fromhex(await stack.arpc("getblock", hashes[-1], 0)))
+        assert find_commitment(block.txs[0]) is None and not block.txs[0].has_witness()
+        segwit_spend, _ = sign_tx([Utxo("22" * 32, 0, COINBASE_VALUE, Key.from_int(62))], [(key.address, 1000)])
+        with pytest.raises(RPCError) as err:
+            await stack.arpc("sendrawtransaction", segwit_spend)
+        assert err.value.code == -22
+        async with ElectrumClient() as client:
+            await client.connect("127.0.0.1", stack.electrumx.port)
+            assert (await client.request("blockchain.headers.subscribe"))["height"] == 3
+            sh = bitcoin.script_to_scripthash(bitcoin.address_to_script(key.address))
+            balance = await client.request("blockchain.scripthash.get_balance", sh)
+            assert balance == {"confirmed": 3 * COINBASE_VALUE, "unconfirmed": 0}
