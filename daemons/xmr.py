@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import secrets
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 TXID = re.compile(r"^[0-9a-fA-F]{64}$")
 REORG_MARGIN = 20  # blocks re-read below the tip by get_transfers, in case of a reorganisation
+BLOCK_POLL_INTERVAL = 0.25  # get_block_count is cheap; a new block kicks every wallet's poller at once
 BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
 MAX_SUBADDRESS_SKIPS = 1000  # subaddresses handed out again after a wallet-rpc crash lost its counter
 TYPICAL_TX_WEIGHT = 2200  # a 2-input, 2-output transaction on regtest weighed 2166
@@ -203,6 +205,7 @@ class XMRDaemon(BaseDaemon):
         self.table = WalletTable(self.state_db)
         self.chain_height = self.table.state("height") or 0
         self.pollers: dict[str, asyncio.Task[None]] = {}
+        self._openers: dict[str, Callable[[MoneroRPC], Any]] = {}
         self.kicks: dict[str, asyncio.Event] = {}
         self.wallet_dir.mkdir(parents=True, exist_ok=True)
         for wallet in self.table.known():
@@ -272,11 +275,17 @@ class XMRDaemon(BaseDaemon):
             raise RPCError(-32005, str(exc)) from None
 
     def wallet_key(self, identity: WalletIdentity) -> str:
+        """A hash of the keys; memoized, as deriving it (ed25519, mnemonic checksum) costs more than a call."""
+        return self._key_of(identity.key, str(identity.fields.get("address") or ""))
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the daemon lives as long as the process
+    def _key_of(self, key: str, address: str) -> str:
+        fields = {"address": address} if address else {}
         try:
-            address, secret, _ = identity_secrets(self.lib, identity.key, identity.fields, self.settings.network)
+            primary, secret, _ = identity_secrets(self.lib, key, fields, self.settings.network)
         except InvalidIdentity:
-            return "invalid-" + wallet_key_of("", identity.key)  # never matches a loaded wallet
-        return wallet_key_of(address, secret)
+            return "invalid-" + wallet_key_of("", key)  # never matches a loaded wallet
+        return wallet_key_of(primary, secret)
 
     async def load_wallet(self, identity: WalletIdentity) -> XMRWallet:
         """Check the keys offline, then make the wallet file in wallet-rpc (later, if it is unreachable)."""
@@ -310,11 +319,18 @@ class XMRDaemon(BaseDaemon):
         return max(0, int(count) - 1 - REORG_MARGIN)
 
     async def unload_wallet(self, key: str, wallet: Any) -> None:
+        self._openers.pop(key, None)
         task = self.pollers.pop(key, None)
         if task is not None:
             task.cancel()
 
     def _opener(self, wallet: XMRWallet) -> Callable[[MoneroRPC], Any]:
+        opener = self._openers.get(wallet.key)
+        if opener is None:
+            opener = self._openers[wallet.key] = self._make_opener(wallet)
+        return opener
+
+    def _make_opener(self, wallet: XMRWallet) -> Callable[[MoneroRPC], Any]:
         password = file_password(self.settings.data_path / "xmr_wallet_secret", wallet.filename)
 
         async def open_or_create(client: MoneroRPC) -> None:
@@ -362,7 +378,7 @@ class XMRDaemon(BaseDaemon):
                 logger.debug("block poll failed: %s", exc)
             except Exception:
                 logger.exception("block poll failed")
-            await asyncio.sleep(min(self.poll_interval, 1.0))
+            await asyncio.sleep(min(self.poll_interval, BLOCK_POLL_INTERVAL))
 
     async def _report_blocks(self, count: int) -> None:
         last = self.table.state("height")
