@@ -196,7 +196,9 @@ class BaseDaemon:
         )
         self.ensure_backend_loaded()
         logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
-        web.run_app(self.app, host=self.settings.host, port=self.settings.port, print=None)
+        # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
+        access_log = logging.getLogger("aiohttp.access") if self.settings.debug else None
+        web.run_app(self.app, host=self.settings.host, port=self.settings.port, print=None, access_log=access_log)
 
     # -- HTTP handlers ------------------------------------------------------------------------
 

@@ -1,0 +1,303 @@
+"""Core dispatch benchmark: a daemon's ``POST /`` against a bare aiohttp handler, plus websocket memory.
+
+Usage: ``.venv/bin/python bench/dispatch.py [--duration 8] [--warmup 2] [--connections 64] [--rounds 2]
+[--websockets 1000]``
+
+Both servers run as separate processes on free loopback ports, exactly as ``python -m daemons``
+would run them (``BaseDaemon.run``); the load comes from a third process, the same client for both:
+a small asyncio HTTP/1.1 keep-alive client (cheaper per request than aiohttp's client, so that on a
+2-core machine the servers, not the load generator, are what is measured). Each round loads the
+daemon and the bare server for the same duration after the same warm-up, in alternating order.
+
+The daemon's method is ``add(a: int, b: int)`` reached through the whole path: Basic auth, body
+limit, JSON decoding, the extended JSON-RPC parsing, signature binding with type checks, and the
+response. The bare handler decodes the same body, adds, and answers the same JSON.
+
+Memory: VmRSS of an idle daemon right after start-up, then the growth of its VmRSS when another
+process holds N authenticated websockets open on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LOGIN, PASSWORD = "electrum", "electrumz"
+BODY = b'{"jsonrpc":"2.0","id":1,"method":"add","params":[1,2]}'
+EXPECTED = {"jsonrpc": "2.0", "id": 1, "result": 3}
+CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+def basic_auth() -> str:
+    return "Basic " + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
+
+
+# -- the two servers ---------------------------------------------------------------------------
+
+
+def serve_daemon(port: int, data_path: str) -> None:
+    from daemons.base import BaseDaemon, rpc
+
+    class BenchDaemon(BaseDaemon):
+        """A daemon with one trivial method: what remains is the core's own cost."""
+
+        name = "BENCH"
+
+        @rpc
+        async def add(self, a: int, b: int) -> int:
+            return a + b
+
+    environ = {"BENCH_HOST": "127.0.0.1", "BENCH_PORT": str(port), "BENCH_DATA_PATH": data_path}
+    BenchDaemon(environ=environ, env_file=Path("/nonexistent/.env")).run()
+
+
+def serve_bare(port: int) -> None:
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        call = json.loads(await request.read())
+        answer = {"jsonrpc": "2.0", "id": call["id"], "result": call["params"][0] + call["params"][1]}
+        return web.Response(text=json.dumps(answer, separators=(",", ":")), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
+# -- the load generator ------------------------------------------------------------------------
+
+
+class KeepAlive(asyncio.Protocol):
+    """One connection sending the same request again as soon as the previous answer is complete."""
+
+    def __init__(self, request: bytes, stats: dict[str, Any]) -> None:
+        self.request = request
+        self.stats = stats
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            match = CONTENT_LENGTH.search(self.buffer, 0, end)
+            total = end + 4 + (int(match.group(1)) if match else 0)
+            if len(self.buffer) < total:
+                return
+            status, body = self.buffer[9:12], self.buffer[end + 4 : total]
+            self.buffer = self.buffer[total:]
+            self.answered(status, body)
+
+    def answered(self, status: bytes, body: bytes) -> None:
+        if status != b"200" or (self.stats["checked"] < 1 and json.loads(body) != EXPECTED):
+            self.stats["errors"] += 1
+        self.stats["checked"] += 1
+        self.stats["done"] += 1
+        if not self.stats["stop"] and self.transport is not None:
+            self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(port: int, pid: int, connections: int, warmup: float, duration: float) -> dict[str, Any]:
+    request = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {basic_auth()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    stats: dict[str, Any] = {"done": 0, "errors": 0, "checked": 0, "stop": False}
+    loop = asyncio.get_running_loop()
+    pairs = [
+        await loop.create_connection(lambda: KeepAlive(request, stats), "127.0.0.1", port) for _ in range(connections)
+    ]
+    await asyncio.sleep(warmup)
+    start_count, start, start_cpu = stats["done"], time.perf_counter(), cpu_seconds(pid)
+    await asyncio.sleep(duration)
+    count, elapsed = stats["done"] - start_count, time.perf_counter() - start
+    cpu = cpu_seconds(pid) - start_cpu
+    stats["stop"] = True
+    for transport, _ in pairs:
+        transport.close()
+    return {"rps": count / elapsed, "cpu_us": cpu * 1e6 / count, "requests": count, "errors": stats["errors"]}
+
+
+# -- websockets --------------------------------------------------------------------------------
+
+
+async def hold_websockets(port: int, count: int) -> None:
+    """Open ``count`` authenticated websockets, say so, and hold them until stdin closes."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        headers = {"Authorization": basic_auth()}
+        sockets = []
+        for _ in range(count):
+            sockets.append(await session.ws_connect(f"http://127.0.0.1:{port}/ws", headers=headers))
+        await sockets[-1].send_str("sync")  # answered once the server has fully set up the last socket
+        await sockets[-1].receive(timeout=30)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for ws in sockets:
+            await ws.close()
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def spawn(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT, **kwargs)
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_load(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    command = ["load", str(port), str(pid), str(args.connections), str(args.warmup), str(args.duration)]
+    output = subprocess.run([sys.executable, __file__, *command], cwd=ROOT, capture_output=True, check=True)
+    return json.loads(output.stdout)
+
+
+def measure_websockets(port: int, pid: int, count: int) -> tuple[int, int]:
+    idle = rss_kib(pid)
+    holder = spawn("websockets", str(port), str(count), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdin is not None
+    if holder.stdout.readline().strip() != b"ready":
+        raise RuntimeError("the websocket holder failed")
+    time.sleep(1.0)  # let the server settle (heartbeat timers, buffers)
+    held = rss_kib(pid)
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    return idle, held
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--websockets", type=int, default=1000)
+    args = parser.parse_args()
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as data_path:
+        daemon_port, bare_port = free_port(), free_port()
+        daemon = spawn("serve-daemon", str(daemon_port), data_path, stderr=subprocess.DEVNULL)
+        bare = spawn("serve-bare", str(bare_port), stderr=subprocess.DEVNULL)
+        try:
+            wait_listening(daemon_port, daemon)
+            wait_listening(bare_port, bare)
+            time.sleep(0.5)
+            idle, held = measure_websockets(daemon_port, daemon.pid, args.websockets)
+            rps: dict[str, list[float]] = {"daemon": [], "bare": []}
+            cpu: dict[str, list[float]] = {"daemon": [], "bare": []}
+            for round_number in range(args.rounds):
+                order = [("daemon", daemon_port, daemon.pid), ("bare", bare_port, bare.pid)]
+                for name, port, pid in order if round_number % 2 == 0 else reversed(order):
+                    outcome = run_load(port, pid, args)
+                    if outcome["errors"]:
+                        raise RuntimeError(f"{name}: {outcome['errors']} bad answers")
+                    rps[name].append(outcome["rps"])
+                    cpu[name].append(outcome["cpu_us"])
+                    print(
+                        f"round {round_number + 1} {name:6}: {outcome['rps']:8.0f} requests/s, "
+                        f"{outcome['cpu_us']:6.1f} us of server CPU per request",
+                        flush=True,
+                    )
+        finally:
+            stop(daemon)
+            stop(bare)
+
+    daemon_rps, bare_rps = max(rps["daemon"]), max(rps["bare"])
+    daemon_cpu, bare_cpu = min(cpu["daemon"]), min(cpu["bare"])
+    print(f"\n{args.connections} connections, {args.duration:g} s per run after {args.warmup:g} s warm-up")
+    best = f"(best of {args.rounds})"
+    print(f"daemon (POST / add):  {daemon_rps:8.0f} requests/s, {daemon_cpu:6.1f} us CPU/request {best}")
+    print(f"bare aiohttp handler: {bare_rps:8.0f} requests/s, {bare_cpu:6.1f} us CPU/request {best}")
+    print(f"ratio daemon / bare, throughput: {daemon_rps / bare_rps:.2f} (target >= 0.80)")
+    print(f"ratio daemon / bare, by server CPU per request: {bare_cpu / daemon_cpu:.2f}")
+    print(f"idle daemon RSS: {idle / 1024:.1f} MiB")
+    per_thousand = (held - idle) * 1000 / args.websockets
+    print(f"RSS per 1,000 open websockets: {per_thousand / 1024:.1f} MiB ({args.websockets} held)")
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+if __name__ == "__main__":
+    raise_fd_limit()
+    role = sys.argv[1] if len(sys.argv) > 1 else ""
+    if role == "serve-daemon":
+        serve_daemon(int(sys.argv[2]), sys.argv[3])
+    elif role == "serve-bare":
+        serve_bare(int(sys.argv[2]))
+    elif role == "load":
+        port, pid, connections = map(int, sys.argv[2:5])
+        warmup, duration = map(float, sys.argv[5:7])
+        print(json.dumps(asyncio.run(load(port, pid, connections, warmup, duration))))
+    elif role == "websockets":
+        asyncio.run(hold_websockets(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        os.environ.setdefault("PYTHONHASHSEED", "0")
+        main()
