@@ -116,21 +116,29 @@ class WSClient:
         self.cursor = max(self.cursor, page[-1].id)
 
     async def send(self, events: list[Event]) -> None:
-        for group in group_by_wallet(events):
-            updates = [event.to_message() for event in group]
-            message = {"updates": updates, "wallet": group[0].wallet, "currency": self.hub.currency}
-            await asyncio.wait_for(self.ws.send_str(dumps(message)), self.hub.send_timeout)
+        for group in group_for_messages(events):
+            parts = [dumps(event.to_message()) for event in group]
+            await asyncio.wait_for(self.ws.send_str(self.hub.frame(parts, group[0].wallet)), self.hub.send_timeout)
             first = group[0].id if self.first_sent is None else min(self.first_sent, group[0].id)
             self.first_sent = first
             self.sent_max = max(self.sent_max, group[-1].id)
             self.cursor = max(self.cursor, group[-1].id)
 
+    def rescope(self, scope: set[str]) -> None:
+        # The "already sent" range only holds for wallets this socket was listening to.
+        if self.scope is not None and not scope <= self.scope:
+            self.first_sent = None
+        self.scope = scope
 
-def group_by_wallet(events: list[Event]) -> list[list[Event]]:
-    """Consecutive events of one wallet share a message, keeping the overall order."""
+
+MESSAGE_EVENTS = 64  # events per message at most, so a replay page never makes one huge frame
+
+
+def group_for_messages(events: list[Event]) -> list[list[Event]]:
+    """Consecutive events of one wallet share a message (up to MESSAGE_EVENTS), keeping the order."""
     groups: list[list[Event]] = []
     for event in events:
-        if groups and groups[-1][0].wallet == event.wallet:
+        if groups and groups[-1][0].wallet == event.wallet and len(groups[-1]) < MESSAGE_EVENTS:
             groups[-1].append(event)
         else:
             groups.append([event])
@@ -157,6 +165,10 @@ class Hub:
         self.send_timeout = send_timeout
         self.close_timeout = CLOSE_TIMEOUT
         self.clients: set[WSClient] = set()
+
+    def frame(self, updates: list[str], wallet: str | None) -> str:
+        """The message text around already-encoded events (each event is encoded once)."""
+        return f'{{"updates":[{",".join(updates)}],"wallet":{dumps(wallet)},"currency":{dumps(self.currency)}}}'
 
     def publish(self, event: Event) -> None:
         for client in self.clients:
@@ -213,7 +225,7 @@ class Hub:
                 raise ValueError("'xpubs' must be an array")
             identities = [parse_identity(x) for x in command["xpubs"]]
         if "xpub" in command or "xpubs" in command:
-            client.scope = {self.wallet_key(identity) for identity in identities}
+            client.rescope({self.wallet_key(identity) for identity in identities})
         if "since" in command:
             since = command["since"]
             if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since <= MAX_EVENT_ID:
