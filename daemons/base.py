@@ -264,6 +264,12 @@ class BaseDaemon:
         too_large = RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
         if request.content_length is not None and request.content_length > limit:
             raise too_large
+        try:
+            if request.content_length is not None and not request.headers.get("Content-Encoding"):
+                # The common case: a declared, plain length within the limit is read in one go.
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:  # the declared length was a lie
+            raise too_large from exc
         chunks, size = [], 0
         try:
             while chunk := await request.content.read(64 * 1024):
