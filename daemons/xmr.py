@@ -342,15 +342,27 @@ class XMRDaemon(BaseDaemon):
                 except MoneroRPCError as exc:
                     if "already exists" not in exc.message:
                         raise
+                    # an earlier attempt timed out on our side but wallet-rpc finished it: it may be open here
+                    if await self._is_open_in(client, wallet):
+                        self._mark_created(wallet)
+                        return
                 else:
-                    wallet.created, wallet.secret = True, None
-                    self.table.save(wallet)
+                    self._mark_created(wallet)
                     return
-                wallet.created, wallet.secret = True, None
-                self.table.save(wallet)
+                self._mark_created(wallet)
             await client.call("open_wallet", {"filename": wallet.filename, "password": password})
 
         return open_or_create
+
+    def _mark_created(self, wallet: XMRWallet) -> None:
+        wallet.created, wallet.secret = True, None
+        self.table.save(wallet)
+
+    async def _is_open_in(self, client: MoneroRPC, wallet: XMRWallet) -> bool:
+        try:
+            return (await client.call("get_address", {"account_index": 0}))["address"] == wallet.address
+        except MoneroRPCError:
+            return False
 
     def _creation(self, wallet: XMRWallet, password: str) -> tuple[str, dict[str, Any]]:
         assert wallet.secret is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class WalletPool:
         self.by_file: dict[str, Slot] = {}
         self.switches = 0
         self._changed = asyncio.Condition()
+        self._placing = asyncio.Semaphore(os.cpu_count() or 2)
 
     @contextlib.asynccontextmanager
     async def session(self, filename: str, opener: Opener) -> AsyncIterator[MoneroRPC]:
@@ -124,6 +126,15 @@ class WalletPool:
         return min(idle, key=lambda slot: slot.last_used) if idle else None
 
     async def _place(self, slot: Slot, previous: str | None, opener: Opener) -> None:
+        """Start the slot's process if needed and open (or create) the wallet in it.
+
+        Starting wallet-rpc and opening a wallet are CPU-bound for seconds: at most one per core runs at a
+        time, so fifty wallets loaded at once queue here instead of all timing out together.
+        """
+        async with self._placing:
+            await self._place_now(slot, previous, opener)
+
+    async def _place_now(self, slot: Slot, previous: str | None, opener: Opener) -> None:
         try:
             if slot.external is None and slot.process is None:
                 assert self.make_process is not None
