@@ -10,7 +10,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-pip python3-electrum monero sqlite3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 1000 daemon-user
+# A named volume mounted under /data takes this ownership, so the unprivileged user can write.
+RUN useradd --create-home --uid 1000 daemon-user \
+    && mkdir -p /data/btc /data/xmr /data/monerod /data/xmrig /data/bitmessage \
+    && chown -R daemon-user:daemon-user /data
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY daemons ./daemons
