@@ -25,6 +25,15 @@ def regtest_stack() -> Iterator[RegtestStack]:
         yield stack
 
 
+@pytest.fixture(scope="module")
+def bch_regtest_stack() -> Iterator[RegtestStack]:
+    """A Bitcoin Cash chain (node with --no-segwit, ElectrumX COIN=BitcoinCash) shared by one test module.
+
+    Mine to legacy base58 addresses: the node does not decode CashAddr."""
+    with RegtestStack(coin="BitcoinCash") as stack:
+        yield stack
+
+
 @pytest.fixture
 def fresh_regtest_stack() -> Iterator[RegtestStack]:
     """A stack of the test's own, for tests that stop, kill or restart parts of it."""
