@@ -2,18 +2,19 @@
 
 Electron Cash is on no registry this project reaches (README, "BCH daemon"), so CI skips this module; a developer
 runs it in a virtualenv where Electron Cash is installed (the commands are in the README). The end-to-end payment
-runs on the BTC issue's regtest stack as it is (our regtest node + a real ElectrumX): BCH and BTC regtest share
-genesis, headers, legacy addresses and the non-witness transaction format, and the node checks no scripts, so
-Electron Cash's signatures (SIGHASH_FORKID) are accepted. ElectrumX's BitcoinCash coin cannot be used: the node's
-coinbases carry a BIP141 witness that its non-segwit deserializer cannot read. For the same reason the funder's
-coins come from a plain transaction spending a coinbase (Electron Cash never downloads the coinbases themselves).
+runs on the regtest stack in its Bitcoin Cash mode (tests/regtest_fixtures.py's ``bch_regtest_stack``): our
+regtest node without segwit (no witness, no witness commitment in coinbases) indexed by a real ElectrumX with
+COIN=BitcoinCash NET=regtest. BCH and BTC regtest share genesis, headers and legacy addresses, and the node checks
+no scripts, so Electron Cash's signatures (SIGHASH_FORKID) are accepted. Blocks are mined to legacy base58 addresses
+(the node does not decode CashAddr); the funder's coins are a coinbase mined to its own address, which Electron Cash
+downloads, verifies and lets mature like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from bitcart.errors import errors as sdk_errors
 
 from daemons.bch import BCHDaemon
 from daemons.jsonrpc import RPCError
-from regtest.stack import RegtestStack, StackError
+from regtest.stack import RegtestStack, electrumx_python
 from tests.support import running_daemon
 
 # Electrum-type seeds and the regtest master public key of the first (made once with Electron Cash itself).
@@ -37,7 +38,6 @@ SEED = "brief ritual edit faint shell gown tenant deal meat find cluster ethics"
 XPUB = "tpubD6NzVbkrYhZ4YNVwYbVSbTcDMBEr9YRK87Bj5uTxfvKxNM3zt6bwZzrEwpf5eg5XB5U7muAqvBnHmQ4r5Er2KB9JpjDLFtMWPJr5tXghSkf"
 FUNDER_SEED = "sand trial sure observe fortune mimic feature must sure mother despair city"
 OFFLINE = {"NETWORK": "regtest", "OFFLINE": "true"}
-COINBASE = 50 * 100_000_000  # regtest block subsidy below height 150
 BURN = "mgD9q6aArv4BrfL6rFRQZypp21ZBY2QfYF"  # a regtest legacy address for blocks nobody here spends
 
 
@@ -145,20 +145,35 @@ async def test_requests_survive_a_restart_and_diskless_wallets_leave_no_file(tmp
         assert await d.call("listrequests", xpub={"xpub": SEED, "diskless": True}) == []
 
 
-@pytest.fixture(scope="module")
-def bch_stack() -> Iterator[RegtestStack]:
-    stack = RegtestStack()
-    try:
-        stack.start()
-    except StackError as exc:
-        stack.stop()
-        if "not found" in str(exc):  # no ElectrumX virtualenv on this machine: `make electrumx-venv`
-            pytest.skip(f"the regtest stack is not installed: {exc}")
-        raise
-    try:
-        yield stack
-    finally:
-        stack.stop()
+async def test_a_listener_is_watching_scoping_a_socket_or_polling_loads_the_electron_cash_wallet(caplog):
+    caplog.set_level(logging.DEBUG)
+    diskless = {"xpub": SEED, "diskless": True}
+    seed_key = "sha256:" + hashlib.sha256(SEED.encode()).hexdigest()
+    async with running_daemon(BCHDaemon, OFFLINE) as d, d.ws_connect() as ws:
+        await ws.send_json({"xpub": XPUB})
+        await ws.send_json({"xpubs": [XPUB, diskless]})
+        await ws.send_json({"xpub": "not a key"})
+        error = (await ws.receive_json(timeout=30))["error"]  # the socket handles its messages in order
+        assert error["code"] == -32005 and "Seed or key not recognized" in error["message"]
+        assert "not a key" not in error["message"]  # what was sent as a key is never echoed
+        # Each wallet built once (XPUB was scoped twice), plus the failed attempt at "not a key".
+        assert d.daemon.wallets.keys() == {XPUB, seed_key} and d.daemon.wallet_loads == 3
+        assert [p.name for p in d.daemon.wallet_dir().iterdir()] == [d.daemon.wallet_path(XPUB).name]
+        # The socket's wallets are the ones calls use: nothing is built again.
+        address = (await d.call("add_request", "0.25", xpub=XPUB))["address"]
+        assert await d.call("getunusedaddress", xpub=diskless) == address  # same keys, the diskless wallet
+        assert await d.call("get_updates", xpub=FUNDER_SEED) == []
+        assert len(d.daemon.wallets) == 3 and d.daemon.wallet_loads == 4
+        assert await d.call("getbalance", xpub=XPUB) == {"confirmed": "0"}  # still serving
+    assert SEED not in caplog.text and FUNDER_SEED not in caplog.text
+
+
+@pytest.fixture
+def bch_stack(request: pytest.FixtureRequest) -> RegtestStack:
+    """The shared Bitcoin Cash regtest stack; skipped where ElectrumX's virtualenv is missing (make electrumx-venv)."""
+    if not electrumx_python().exists():
+        pytest.skip(f"the regtest stack is not installed: {electrumx_python()} not found")
+    return request.getfixturevalue("bch_regtest_stack")
 
 
 class Pushed:
@@ -177,31 +192,14 @@ class Pushed:
                 self.events += (await self.ws.receive_json())["updates"]
 
 
-def funding_tx(coinbase_txid: str, outputs: list[tuple[bytes, int]]) -> str:
-    """A version-2 transaction spending output 0 of a coinbase to (scriptPubKey, satoshis) outputs, no witness.
+async def fund(stack: RegtestStack, address: str) -> int:
+    """Mine a block whose coinbase pays ``address``, then let it mature; returns the tip's height.
 
-    Its scriptSig is a 72-byte push of zeros: standard in size and never verified (the node checks no scripts)."""
-    script_sig = b"\x48" + bytes(72)
-    raw = (2).to_bytes(4, "little") + b"\x01" + bytes.fromhex(coinbase_txid)[::-1] + bytes(4)
-    raw += bytes([len(script_sig)]) + script_sig + b"\xff\xff\xff\xff"
-    raw += bytes([len(outputs)])
-    for script_pubkey, value in outputs:
-        raw += value.to_bytes(8, "little") + bytes([len(script_pubkey)]) + script_pubkey
-    return (raw + bytes(4)).hex()
-
-
-async def fund(stack: RegtestStack, address: str, value: int) -> None:
-    """Mine a coinbase, let it mature, and pay ``value`` satoshis of it to ``address`` in block 102."""
-    from electroncash.address import Address
-
-    (block_hash,) = await stack.amine(1, BURN)
-    coinbase_txid = (await stack.arpc("getblock", block_hash, 2))["tx"][0]["txid"]
-    # Electron Cash checks the regtest checkpoint at height 100: the chain is longer before it connects.
+    Electron Cash counts a coinbase as spendable once the next block would be 100 deeper (as the node does), and it
+    checks the regtest checkpoint at height 100, so the chain is longer than that before the wallet connects."""
+    await stack.amine(1, legacy(address))
     await stack.amine(100, BURN)
-    change = COINBASE - value - 100_000  # the rest back to BURN, less a fee the node accepts
-    outputs = [(Address.from_string(address).to_script(), value), (Address.from_string(BURN).to_script(), change)]
-    await stack.arpc("sendrawtransaction", funding_tx(coinbase_txid, outputs))
-    await stack.amine(1, BURN)
+    return await stack.arpc("getblockcount")
 
 
 async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stack: RegtestStack, tmp_path: Path):
@@ -210,14 +208,15 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
 
     networks.set_regtest()
     first_pubkey = keystore.from_seed(FUNDER_SEED, None).derive_pubkey(False, 0)
-    await fund(bch_stack, Address.from_pubkey(first_pubkey).to_ui_string(), 20 * 100_000_000)
+    tip = await fund(bch_stack, Address.from_pubkey(first_pubkey).to_ui_string())
     env = {"NETWORK": "regtest", "SERVER": bch_stack.electrum_server, "ONESERVER": "true", "SYNC_TIMEOUT": "90"}
     async with running_daemon(BCHDaemon, env, data_path=tmp_path) as d, d.ws_connect() as ws:
         await ws.send_json({"xpubs": [XPUB]})
         pushed = Pushed(ws)
         request = await d.call("add_request", "1.5", "order 1", xpub=XPUB)
         assert await d.call("is_synchronized", xpub=FUNDER_SEED) is True
-        assert (await d.call("getbalance", xpub=FUNDER_SEED))["confirmed"] == "20"
+        # The coinbase, read from ElectrumX and verified by Electron Cash, has matured: all of it is spendable.
+        assert await d.call("getbalance", xpub=FUNDER_SEED) == {"confirmed": "50"}
 
         unsent = await d.call("payto", request["address"], "0.1", xpub=FUNDER_SEED)  # signed, not broadcast
         assert unsent["complete"] is True and len(await d.call("get_tx_hash", unsent)) == 64
@@ -233,8 +232,8 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
         assert unconfirmed["tx_hashes"] == [txid] and unconfirmed["sent_amount"] == "1.5"
 
         await bch_stack.amine(1, BURN)
-        await pushed.wait("new_block", height=103)
-        assert (await pushed.wait("verified_tx", tx=txid))["height"] == 103
+        await pushed.wait("new_block", height=tip + 1)
+        assert (await pushed.wait("verified_tx", tx=txid))["height"] == tip + 1
         paid = await pushed.wait("new_payment", status=3)
         assert (paid["status_str"], paid["sent_amount"]) == ("Paid", "1.5")
         done = await d.call("get_request", request["address"], xpub=XPUB)
@@ -244,12 +243,15 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
     names = [e["event"] for e in events]
     assert names.count("new_transaction") == 1 and names.count("verified_tx") == 1
     assert [e["status"] for e in events if e["event"] == "new_payment"] == [7, 3]
-    # After a restart nothing is reported twice: the wallet syncs again, and the next block's event (delivered
-    # in order behind anything the resync reported) is the only new one.
+    # After a restart nothing is reported twice: the listener reconnects from the last event it saw (its scope
+    # loads the wallet, which syncs again), and the next block's event (delivered in order behind anything the
+    # resync reported) is the only new one.
     async with running_daemon(BCHDaemon, env, data_path=tmp_path) as d, d.ws_connect() as ws:
+        await ws.send_json({"xpub": XPUB, "since": events[-1]["id"]})
         pushed = Pushed(ws)
         assert await d.call("is_synchronized", xpub=XPUB) is True
         await bch_stack.amine(1, BURN)
-        await pushed.wait("new_block", height=104)
+        await pushed.wait("new_block", height=tip + 2)
+        assert [e for e in pushed.events if e["event"] != "new_block"] == []
         later = await d.call("get_updates", xpub=XPUB, since=events[-1]["id"])
         assert [e for e in later if e["event"] != "new_block"] == []
