@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from .base import RPCMethod, rpc
+from .base import rpc
 from .bch_events import Report, ThreadBridge
 from .btc import (
     ADDRESS_INVALID,
@@ -310,23 +310,8 @@ class BCHDaemon(BTCDaemon):
 
     # -- Electron Cash commands as dynamic methods ----------------------------------------------
 
-    def find_dynamic_method(self, name: str) -> RPCMethod | None:
-        if self.electrum_config is None or name in self.EXCLUDED_COMMANDS:
-            return None
-        if name in self._dynamic:
-            return self._dynamic[name]
-        command = self.electrum.commands.known_commands.get(name)
-        if command is None:
-            return None
-        method = RPCMethod(
-            name=name,
-            func=self.command_function(name, command),
-            requires_wallet=command.requires_wallet,
-            requires_network=command.requires_network,
-            doc=(command.description or "").strip(),
-        )
-        self._dynamic[name] = method
-        return method
+    def commands_ready(self) -> bool:
+        return self.electrum_config is not None
 
     def command_function(self, name: str, command: Any) -> Any:
         """An async function with the command's signature that runs it in a worker thread."""

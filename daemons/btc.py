@@ -401,8 +401,16 @@ class BTCDaemon(BaseDaemon):
 
     # -- Electrum commands as dynamic methods ---------------------------------------------------
 
+    def commands_ready(self) -> bool:
+        """Whether the library's commands can be served yet (they exist once the backend started)."""
+        return self.commands is not None
+
+    def command_function(self, name: str, command: Any) -> Any:
+        """The callable that serves one library command."""
+        return getattr(self.commands, name)
+
     def find_dynamic_method(self, name: str) -> RPCMethod | None:
-        if self.commands is None or name in self.EXCLUDED_COMMANDS:
+        if not self.commands_ready() or name in self.EXCLUDED_COMMANDS:
             return None
         if name in self._dynamic:
             return self._dynamic[name]
@@ -411,7 +419,7 @@ class BTCDaemon(BaseDaemon):
             return None
         method = RPCMethod(
             name=name,
-            func=getattr(self.commands, name),
+            func=self.command_function(name, command),
             requires_wallet=command.requires_wallet,
             requires_network=command.requires_network,
             doc=(command.description or "").strip(),
