@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
-from .settings import parse_positive_float, parse_positive_int
+from .settings import SettingsError, parse_positive_float, parse_positive_int
 from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable
 from .xmr_pool import WalletPool
-from .xmr_process import WalletRPCProcess
+from .xmr_process import WalletRPCProcess, fits_config_file
 from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, from_atomic, now, to_atomic
 from .xmr_wallet import (
     InvalidIdentity,
@@ -188,6 +188,12 @@ class XMRDaemon(BaseDaemon):
         self.poll_interval = self.env("POLL_INTERVAL", cast=parse_positive_float, default=2.0)
         self.confirmations = self.env("CONFIRMATIONS", cast=non_negative_int, default=self.DEFAULT_CONFIRMATIONS)
         self.rpc_timeout = self.env("RPC_TIMEOUT", cast=parse_positive_float, default=60.0)
+        if not self.wallet_rpc_url and not fits_config_file(self.monerod_login):
+            # supervised wallet-rpcs get it through a config file; the value itself is never shown
+            raise SettingsError(
+                f"Invalid value for {self.env_reader.variable('MONEROD_LOGIN')} (value hidden): monero-wallet-rpc"
+                " reads it from a config file, so it cannot hold '#', line breaks or leading/trailing spaces"
+            )
 
     def load_backend(self) -> None:
         try:
@@ -221,6 +227,9 @@ class XMRDaemon(BaseDaemon):
             return WalletPool(1, external=external)
         logs = self.settings.data_path / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        private = self.settings.data_path / "wallet-rpc"  # the processes' credential files, while they start
+        private.mkdir(mode=0o700, exist_ok=True)
+        private.chmod(0o700)
 
         def make_process(index: int) -> WalletRPCProcess:
             return WalletRPCProcess(
@@ -228,6 +237,7 @@ class XMRDaemon(BaseDaemon):
                 host_port(self.monerod_url),
                 self.wallet_dir,
                 logs / f"wallet-rpc-{index}.log",
+                private / f"wallet-rpc-{index}.conf",
                 self.settings.network,
                 self.monerod_login or None,
                 self.rpc_timeout,

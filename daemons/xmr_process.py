@@ -1,7 +1,10 @@
 """One supervised monero-wallet-rpc process: started on a free loopback port, restarted when it dies.
 
-Each process gets fresh random ``--rpc-login`` credentials, so no other local program can drive the
-wallets it holds, and the daemon always talks to it with digest auth. The supervisor restarts a process
+Each process gets fresh random ``rpc-login`` credentials, so no other local program can drive the
+wallets it holds, and the daemon always talks to it with digest auth. Credentials never go on the command
+line, which every local user can read (``ps``, /proc/<pid>/cmdline): they go in a ``--config-file`` made
+with mode 0600 in the daemon's DATA_PATH, which lives only while wallet-rpc starts (it reads it once, at
+start-up) and is written afresh, with new credentials, for every start. The supervisor restarts a process
 that exits on its own (after a short backoff) and tells its owner through ``on_restart`` so the wallet
 it held is opened again. While a process is down or starting, ``ready`` is false and callers fail fast
 instead of queueing behind a restart.
@@ -14,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -41,6 +45,32 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def fits_config_file(value: str) -> bool:
+    """Whether wallet-rpc reads ``value`` back unchanged from an ``option=value`` line.
+
+    Its config parser (boost program_options) cuts a line at ``#`` and strips the value's outer spaces
+    (checked with 0.18: ``rpc-login=xmr:ab#cd`` accepts the password "ab"), and a line break would start
+    another option.
+    """
+    return value == value.strip() and not any(char in value for char in "#\r\n")
+
+
+def write_config(path: Path, options: dict[str, str]) -> None:
+    """Write wallet-rpc's ``--config-file``, readable by this user only.
+
+    The file is made afresh with ``O_EXCL`` and mode 0600 (a umask can only narrow it), so it is never
+    readable by others, not even for a moment, and whatever was at ``path`` (an old file, a symlink) is
+    replaced, never followed or reused.
+    """
+    for name, value in options.items():
+        if not fits_config_file(value):
+            raise ValueError(f"{name} cannot go in a wallet-rpc config file ('#', line breaks, outer spaces)")
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write("".join(f"{name}={value}\n" for name, value in options.items()))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -56,6 +86,7 @@ class WalletRPCProcess:
         daemon_address: str,
         wallet_dir: Path,
         log_path: Path,
+        config_path: Path,
         network: str = "mainnet",
         daemon_login: str | None = None,
         timeout: float = 60.0,
@@ -64,6 +95,7 @@ class WalletRPCProcess:
         self.daemon_address = daemon_address
         self.wallet_dir = wallet_dir
         self.log_path = log_path
+        self.config_path = config_path
         self.network = network
         self.daemon_login = daemon_login
         self.timeout = timeout
@@ -78,23 +110,31 @@ class WalletRPCProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def _command(self, port: int, login: str) -> list[str]:
+    def _command(self, port: int) -> list[str]:
+        """The argv, which any local user can read: no secret in it (those are in ``config_path``)."""
         command = [
             self.binary,
+            "--config-file", str(self.config_path),
             "--daemon-address", self.daemon_address,
             "--trusted-daemon",
             "--rpc-bind-ip", "127.0.0.1",
             "--rpc-bind-port", str(port),
-            "--rpc-login", login,
             "--wallet-dir", str(self.wallet_dir),
             "--shared-ringdb-dir", str(self.wallet_dir / ".ringdb"),
             "--log-file", str(self.log_path),
             "--max-log-files", "2",
             "--non-interactive",
         ]  # fmt: skip
-        if self.daemon_login:
-            command += ["--daemon-login", self.daemon_login]
         return command + NETWORK_FLAGS.get(self.network, [])
+
+    def _write_secrets(self, login: str) -> None:
+        options = {"rpc-login": login}
+        if self.daemon_login:
+            options["daemon-login"] = self.daemon_login
+        try:
+            write_config(self.config_path, options)
+        except OSError as exc:
+            raise MoneroUnavailable(f"wallet-rpc unreachable: cannot write {self.config_path}: {exc}") from exc
 
     async def start(self) -> None:
         """Start the process and wait until it answers; raises MoneroUnavailable if it cannot."""
@@ -109,8 +149,21 @@ class WalletRPCProcess:
         user, password = "xmr", secrets.token_hex(16)
         self.wallet_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self._command(port, f"{user}:{password}"),
+            self._write_secrets(f"{user}:{password}")
+            self.process = await self._launch(port)
+            if self.client is not None:
+                await self.client.close()
+            self.client = MoneroRPC(f"http://127.0.0.1:{port}", login=user, password=password, timeout=self.timeout)
+            await self._wait_answering()
+        finally:  # it answers only after reading its options: the file is no longer needed
+            self.config_path.unlink(missing_ok=True)
+        self.ready = True
+        logger.info("wallet-rpc started (pid %s, port %s)", self.process.pid, port)
+
+    async def _launch(self, port: int) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *self._command(port),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -118,12 +171,6 @@ class WalletRPCProcess:
             )
         except OSError as exc:
             raise MoneroUnavailable(f"wallet-rpc unreachable: cannot start {self.binary}: {exc}") from exc
-        if self.client is not None:
-            await self.client.close()
-        self.client = MoneroRPC(f"http://127.0.0.1:{port}", login=user, password=password, timeout=self.timeout)
-        await self._wait_answering()
-        self.ready = True
-        logger.info("wallet-rpc started (pid %s, port %s)", self.process.pid, port)
 
     async def _wait_answering(self) -> None:
         assert self.process is not None and self.client is not None

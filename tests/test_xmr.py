@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from daemons.jsonrpc import RPCError
 from daemons.xmr import XMRDaemon
+from daemons.xmr_process import WalletRPCProcess
 from tests.monero_fixtures import Chain, Keys, WalletRPC, free_port
 from tests.support import DaemonClient, running_daemon, spawned_daemon
 
@@ -245,6 +247,47 @@ async def test_external_wallet_rpc_with_digest_auth(monero_chain: Chain, tmp_pat
             assert response.status == 503 and "rejected the credentials" in health["wallet_rpc"]
     finally:
         wallet_rpc.stop()
+
+
+def wallet_rpc_command_lines() -> dict[int, bytes]:
+    """Every running monero-wallet-rpc's argv as any local user reads it (``ps``): /proc/<pid>/cmdline."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip().startswith("monero-wallet"):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes()
+    return found
+
+
+def assert_secrets_hidden(process: WalletRPCProcess, data: Path, secrets: list[str]) -> None:
+    command_lines = wallet_rpc_command_lines()
+    assert process.pid in command_lines and b"--config-file" in command_lines[process.pid]
+    for secret in secrets:
+        assert all(secret.encode() not in line for line in command_lines.values())
+        # nor any file of the daemon (wallet-rpc's log included; the config file is gone once read)
+        assert all(secret.encode() not in f.read_bytes() for f in data.rglob("*") if f.is_file())
+    assert list(data.rglob("*.conf")) == []
+    assert stat.S_IMODE((data / "wallet-rpc").stat().st_mode) == 0o700
+
+
+async def test_supervised_wallet_rpc_credentials_stay_off_the_command_line(monero_chain: Chain, tmp_path: Path) -> None:
+    view, data = Keys.random(), tmp_path / "data"
+    env = env_for(monero_chain, MONEROD_LOGIN="operator:monerod-pass-4f2a")  # monerod ignores it (no login)
+    async with running_daemon(XMRDaemon, env=env, data_path=data) as d:
+        await d.call("getbalance", xpub=view.view_only)  # digest auth to the supervised wallet-rpc works
+        (process,) = d.daemon.pool.processes()
+        assert process.client is not None
+        password = process.client._password  # the daemon's own copy: nothing else should hold it
+        assert password and len(password) == 32
+        assert_secrets_hidden(process, data, [password, "monerod-pass-4f2a", view.view_key])
+        payload = {"jsonrpc": "2.0", "id": 0, "method": "get_version"}
+        async with d.session.post(process.client.url + "/json_rpc", json=payload) as anonymous:
+            assert anonymous.status == 401  # wallet-rpc did read rpc-login from the file
+
+        os.kill(process.pid, signal.SIGKILL)  # the restarted process gets new credentials, the same way
+        await wait_call(d, "getbalance", xpub=view.view_only)
+        assert process.client._password != password
+        assert_secrets_hidden(process, data, [password, process.client._password, "monerod-pass-4f2a"])
 
 
 async def test_daemon_killed_between_request_and_payment(monero_chain: Chain, tmp_path: Path) -> None:

@@ -3,16 +3,21 @@ answers when monerod and wallet-rpc are unreachable (key checks, offline methods
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daemons.jsonrpc import RPCError
+from daemons.settings import SettingsError
 from daemons.xmr import XMRDaemon
 from daemons.xmr_client import MoneroRPC, MoneroUnavailable
+from daemons.xmr_process import write_config
 from daemons.xmr_requests import (
     PR_EXPIRED,
     PR_PAID,
@@ -26,7 +31,7 @@ from daemons.xmr_requests import (
     to_atomic,
 )
 from tests.monero_fixtures import Keys, free_port
-from tests.support import running_daemon
+from tests.support import NO_ENV_FILE, prefixed, running_daemon
 
 XMR = 10**12
 
@@ -104,6 +109,37 @@ async def test_client_fails_fast_when_nothing_listens() -> None:
     assert "digest=True" in repr(MoneroRPC("http://x", login="u", password="secret")) and "secret" not in repr(
         MoneroRPC("http://x", login="u", password="secret")
     )
+
+
+def test_wallet_rpc_config_file_is_private_and_made_afresh(tmp_path: Path) -> None:
+    """The file holding wallet-rpc's credentials: mode 0600 whatever the umask, never an old file reused."""
+    path, elsewhere = tmp_path / "wallet-rpc-0.conf", tmp_path / "elsewhere"
+    elsewhere.write_text("untouched\n")
+    path.symlink_to(elsewhere)  # a planted link is replaced, not followed
+    old_umask = os.umask(0o000)
+    try:
+        write_config(path, {"rpc-login": "xmr:abc123", "daemon-login": "op:p=w:d"})
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o600 and not path.is_symlink()
+    assert path.read_text() == "rpc-login=xmr:abc123\ndaemon-login=op:p=w:d\n"
+    assert elsewhere.read_text() == "untouched\n"
+    path.chmod(0o644)
+    write_config(path, {"rpc-login": "xmr:new"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "rpc-login=xmr:new\n"
+    for bad in ("xmr:ab#cd", "xmr:a\nrpc-bind-ip=0.0.0.0", " xmr:abc"):
+        with pytest.raises(ValueError, match="rpc-login cannot go in a wallet-rpc config file") as refused:
+            write_config(path, {"rpc-login": bad})
+        assert bad.strip() not in str(refused.value)
+
+
+def test_monerod_login_wallet_rpc_cannot_read_is_refused_without_echoing_it() -> None:
+    env = {"MONEROD_LOGIN": "op:hunter#2", "NETWORK": "regtest", "DATA_PATH": "/nonexistent"}
+    with pytest.raises(SettingsError, match="XMR_MONEROD_LOGIN") as refused:
+        XMRDaemon(environ=prefixed("XMR", env), env_file=NO_ENV_FILE)
+    assert "hunter" not in str(refused.value)
+    external = {**env, "WALLET_RPC_URL": "http://127.0.0.1:18083"}  # no config file involved: accepted
+    assert XMRDaemon(environ=prefixed("XMR", external), env_file=NO_ENV_FILE).monerod_login == "op:hunter#2"
 
 
 def offline_env() -> dict[str, str]:
