@@ -161,7 +161,9 @@ def evaluate(
     mine = [t for t in transfers if t.major == request.major and t.minor == request.minor]
     sent = sum(t.amount for t in mine)
     confirmed = sum(t.amount for t in mine if not t.in_pool and t.confirmations >= confirmations)
-    hashes = sorted({t.txid for t in mine}, key=[t.txid for t in mine].index)
+    # Sorted, not in wallet-rpc's order: its pool list has no stable order, and a tx moving from the
+    # pool to a block would otherwise reorder the list and report an unchanged payment twice.
+    hashes = sorted({t.txid for t in mine})
     target = request.amount if request.amount else 1
     if request.status in FINAL or confirmed >= target:
         status = PR_PAID

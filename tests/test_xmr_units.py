@@ -238,3 +238,13 @@ async def test_spec_names_every_code_for_the_sdk() -> None:
                 await sdk.balance()
         finally:
             await sdk.server._close()
+
+
+def test_tx_hashes_do_not_depend_on_wallet_rpc_order() -> None:
+    """A payment's tx list is the same whatever order wallet-rpc lists pool and mined transfers in, so a
+    transfer moving from the pool into a block does not report an unchanged payment again."""
+    both_in_pool = [transfer(XMR // 2, txid="b"), transfer(XMR // 2, txid="a")]
+    one_mined = [transfer(XMR // 2, confirmations=1, txid="a"), transfer(XMR // 2, txid="b")]
+    first = evaluate(request(), both_in_pool, 10, 2000)
+    second = evaluate(request(), one_mined, 10, 2000)
+    assert first == second == (PR_UNCONFIRMED, XMR, ["a", "b"])
