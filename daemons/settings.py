@@ -53,7 +53,7 @@ def parse_positive_float(value: Any) -> float:
     return number
 
 
-SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL")
+SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL", "LOGIN")
 
 
 def is_secret_name(name: str) -> bool:
