@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import functools
 import hmac
 import inspect
 import logging
@@ -203,7 +204,16 @@ class BaseDaemon:
     # -- HTTP handlers ------------------------------------------------------------------------
 
     def authorized(self, request: web.Request) -> bool:
-        return check_basic_auth(request.headers.get("Authorization"), self.settings.login, self.settings.password)
+        header = request.headers.get("Authorization")
+        # Fast path: the canonical header, compared whole in constant time; any other form is parsed.
+        if header is not None and hmac.compare_digest(header.encode("utf-8", "replace"), self.expected_auth):
+            return True
+        return check_basic_auth(header, self.settings.login, self.settings.password)
+
+    @functools.cached_property
+    def expected_auth(self) -> bytes:
+        credentials = f"{self.settings.login}:{self.settings.password}".encode()
+        return b"Basic " + base64.b64encode(credentials)
 
     def unauthorized(self) -> web.Response:
         return web.json_response(UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": 'Basic realm="daemon"'})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 # Error codes every daemon shares (CONTRACT.md, "Error codes every daemon shares").
@@ -164,15 +165,13 @@ def decode_body(body: bytes) -> Any:
     Python's parser also accepts NaN and Infinity, which would come back in answers as invalid JSON.
     """
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+        return _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RPCError(PARSE_ERROR, "Parse error: body is not valid JSON") from exc
 
 
 def json_default(value: Any) -> Any:
     """Encode what the standard encoder cannot: Decimals as strings (amounts are never floats)."""
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
@@ -182,5 +181,13 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# Built once: json.dumps/json.loads with any option build a new encoder or decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_ENCODERS = {
+    allow_nan: json.JSONEncoder(default=json_default, separators=(",", ":"), allow_nan=allow_nan)
+    for allow_nan in (True, False)
+}
+
+
 def dumps(value: Any, allow_nan: bool = True) -> str:
-    return json.dumps(value, default=json_default, separators=(",", ":"), allow_nan=allow_nan)
+    return _ENCODERS[allow_nan].encode(value)
