@@ -1,7 +1,8 @@
 """Core dispatch benchmark: a daemon's ``POST /`` against a bare aiohttp handler, plus websocket memory.
 
 Usage: ``.venv/bin/python bench/dispatch.py [--duration 8] [--warmup 2] [--connections 64] [--rounds 2]
-[--websockets 1000]``
+[--websockets 1000]``, or ``.venv/bin/python bench/dispatch.py --instructions [--requests 3000]
+[--warmup-requests 1000] [--connections 16]`` (needs valgrind: ``apt-get install -y valgrind``).
 
 Both servers run as separate processes on free loopback ports, exactly as ``python -m daemons``
 would run them (``BaseDaemon.run``); the load comes from a third process, the same client for both:
@@ -12,6 +13,12 @@ daemon and the bare server for the same duration after the same warm-up, in alte
 The daemon's method is ``add(a: int, b: int)`` reached through the whole path: Basic auth, body
 limit, JSON decoding, the extended JSON-RPC parsing, signature binding with type checks, and the
 response. The bare handler decodes the same body, adds, and answers the same JSON.
+
+``--instructions`` counts instead of timing, because this VM's speed drifts by ±20 % between runs:
+each server runs under ``valgrind --tool=callgrind``; after a warm-up of a fixed number of requests
+its counters are zeroed, then exactly ``--requests`` requests are sent and the counters dumped. The
+user-space instructions per request (kernel work, such as the socket calls, is not counted) are the
+same from run to run within a fraction of a percent.
 
 Memory: VmRSS of an idle daemon right after start-up, then the growth of its VmRSS when another
 process holds N authenticated websockets open on it.
@@ -120,6 +127,57 @@ class KeepAlive(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+class Counted(KeepAlive):
+    """A keep-alive connection that stops sending once the shared budget of requests is spent."""
+
+    def answered(self, status: bytes, body: bytes) -> None:
+        stats = self.stats
+        if status != b"200" or (stats["checked"] < 1 and json.loads(body) != EXPECTED):
+            stats["errors"] += 1
+        stats["checked"] += 1
+        stats["done"] += 1
+        if stats["done"] == stats["target"]:
+            stats["finished"].set_result(None)
+        self.send()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self) -> None:
+        if self.stats["sent"] < self.stats["target"] and self.transport is not None:
+            self.stats["sent"] += 1
+            self.transport.write(self.request)
+
+
+async def load_counted(port: int, connections: int, warmup: int, requests: int) -> dict[str, Any]:
+    """Send ``warmup`` requests, say "warm", wait for a line on stdin, then send exactly ``requests``."""
+    request = http_request(port)
+    loop = asyncio.get_running_loop()
+    stats: dict[str, Any] = {"done": 0, "errors": 0, "checked": 0, "sent": 0, "target": 0}
+    pairs = [
+        await loop.create_connection(lambda: Counted(request, stats), "127.0.0.1", port) for _ in range(connections)
+    ]
+    for target in (warmup, warmup + requests):
+        stats["target"], stats["finished"] = target, loop.create_future()
+        for _, protocol in pairs:
+            protocol.send()
+        await stats["finished"]
+        if target == warmup:
+            print("warm", flush=True)
+            await loop.run_in_executor(None, sys.stdin.readline)
+    for transport, _ in pairs:
+        transport.close()
+    return {"requests": requests, "errors": stats["errors"]}
+
+
+def http_request(port: int) -> bytes:
+    return (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {basic_auth()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -127,10 +185,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def load(port: int, pid: int, connections: int, warmup: float, duration: float) -> dict[str, Any]:
-    request = (
-        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {basic_auth()}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
+    request = http_request(port)
     stats: dict[str, Any] = {"done": 0, "errors": 0, "checked": 0, "stop": False}
     loop = asyncio.get_running_loop()
     pairs = [
@@ -228,14 +283,68 @@ def measure_websockets(port: int, pid: int, count: int) -> tuple[int, int]:
     return idle, held
 
 
+def callgrind_control(option: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def count_instructions(role: str, args: argparse.Namespace, data_path: str) -> float:
+    """User-space instructions per request of one server under callgrind, counted over ``--requests``."""
+    port = free_port()
+    out = Path(data_path) / f"callgrind.{role}.out"
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__]
+    extra = [data_path] if role == "serve-daemon" else []
+    server = subprocess.Popen([*command, role, str(port), *extra], cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, server, timeout=600)
+        counted = [str(port), str(args.connections), str(args.warmup_requests), str(args.requests)]
+        client = spawn("load-counted", *counted, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert client.stdin is not None and client.stdout is not None
+        if client.stdout.readline().strip() != b"warm":
+            raise RuntimeError("the load client failed during warm-up")
+        callgrind_control("--zero", server.pid)
+        client.stdin.write(b"go\n")
+        client.stdin.close()
+        outcome = json.loads(client.stdout.read())
+        client.wait(timeout=60)
+        callgrind_control("--dump", server.pid)
+        if outcome["errors"]:
+            raise RuntimeError(f"{role}: {outcome['errors']} bad answers")
+        dumps = sorted(Path(data_path).glob(f"{out.name}.*"), key=lambda path: path.stat().st_mtime)
+        summary = re.search(r"^summary: (\d+)", dumps[-1].read_text(), re.MULTILINE)
+        assert summary is not None, "callgrind wrote no summary"
+        return int(summary.group(1)) / args.requests
+    finally:
+        stop(server)
+
+
+def main_instructions(args: argparse.Namespace) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as data_path:
+        daemon = count_instructions("serve-daemon", args, data_path)
+        bare = count_instructions("serve-bare", args, data_path)
+    print(f"{args.connections} connections, {args.requests} requests counted after {args.warmup_requests} of warm-up")
+    print(f"daemon (POST / add):  {daemon:9.0f} instructions/request")
+    print(f"bare aiohttp handler: {bare:9.0f} instructions/request")
+    print(f"ratio daemon / bare, by instructions per request: {bare / daemon:.2f} (target >= 0.80)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=None, help="default: 64, or 16 with --instructions")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--websockets", type=int, default=1000)
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
+    parser.add_argument("--requests", type=int, default=3000, help="requests counted with --instructions")
+    parser.add_argument("--warmup-requests", type=int, default=1000, help="warm-up requests with --instructions")
     args = parser.parse_args()
+    if args.instructions:
+        args.connections = args.connections or 16
+        main_instructions(args)
+        return
+    args.connections = args.connections or 64
 
     import tempfile
 
@@ -296,6 +405,9 @@ if __name__ == "__main__":
         port, pid, connections = map(int, sys.argv[2:5])
         warmup, duration = map(float, sys.argv[5:7])
         print(json.dumps(asyncio.run(load(port, pid, connections, warmup, duration))))
+    elif role == "load-counted":
+        port, connections, warmup_requests, requests = map(int, sys.argv[2:6])
+        print(json.dumps(asyncio.run(load_counted(port, connections, warmup_requests, requests))))
     elif role == "websockets":
         asyncio.run(hold_websockets(int(sys.argv[2]), int(sys.argv[3])))
     else:
