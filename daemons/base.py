@@ -347,7 +347,9 @@ class BaseDaemon:
         return await self.call(method, bound)
 
     async def call(self, method: RPCMethod, bound: inspect.BoundArguments) -> Any:
-        result = method.func(*bound.args, **bound.kwargs)
+        # BoundArguments.args and .kwargs walk the signature on every call: skip them when keywords do.
+        func = method.func
+        result = func(**bound.arguments) if method.by_keyword else func(*bound.args, **bound.kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -45,6 +45,8 @@ class RPCMethod:
     _client_signature: inspect.Signature | None = field(default=None, repr=False)
     _checks: dict[str, set[type]] | None = field(default=None, repr=False)
     _plan: tuple[tuple[str, ...], frozenset[str]] | bool | None = field(default=False, repr=False)
+    _names: tuple[str, ...] | None = field(default=None, repr=False)
+    _by_keyword: bool | None = field(default=None, repr=False)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -128,13 +130,36 @@ class RPCMethod:
         # Rebuild against the full signature so injected parameters keep their place.
         arguments: dict[str, Any] = {}
         checks = self.checks
-        for name in self.signature.parameters:
+        for name in self.names:
             if name in INJECTED and name in injected:
                 arguments[name] = injected[name]
             elif name in given:
                 value = given[name]
                 arguments[name] = check_value(name, value, checks[name]) if name in checks else value
         return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of all parameters, injected ones included, in order."""
+        if self._names is None:
+            self._names = tuple(self.signature.parameters)
+        return self._names
+
+    @property
+    def by_keyword(self) -> bool:
+        """True when calling ``func(**bound.arguments)`` is the same call as ``func(*bound.args, **bound.kwargs)``.
+
+        That holds for a plain function or method whose parameters are all positional-or-keyword or
+        keyword-only; a wrapper (``__wrapped__``) may accept other forms than the signature it shows.
+        """
+        if self._by_keyword is None:
+            func = self.func
+            plain = inspect.isfunction(func) or inspect.ismethod(func)
+            wrapped = hasattr(getattr(func, "__func__", func), "__wrapped__")
+            kinds = {p.kind for p in self.signature.parameters.values()}
+            keyword_kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
+            self._by_keyword = plain and not wrapped and kinds <= keyword_kinds
+        return self._by_keyword
 
     @property
     def plan(self) -> tuple[tuple[str, ...], frozenset[str]] | None:
