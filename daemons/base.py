@@ -247,7 +247,8 @@ class BaseDaemon:
         except RPCError as error:
             status = 413 if error.code == INVALID_REQUEST else 200
             return web.json_response(jsonrpc.error_response(None, error), status=status)
-        response = await self.dispatch(payload)
+        # A single call, the common case, goes straight to handle_single: one coroutine layer less.
+        response = await (self.handle_single(payload) if isinstance(payload, dict) else self.dispatch(payload))
         if response is None:
             return web.Response(status=204)
         return web.Response(text=self.encode_response(response), content_type="application/json")
@@ -271,25 +272,29 @@ class BaseDaemon:
 
     async def read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_size
-        too_large = RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
-        if request.content_length is not None and request.content_length > limit:
-            raise too_large
+        length = request.content_length
+        if length is not None and length > limit:
+            raise self.body_too_large(limit)
         try:
-            if request.content_length is not None and not request.headers.get("Content-Encoding"):
+            if length is not None and not request.headers.get("Content-Encoding"):
                 # The common case: a declared, plain length within the limit is read in one go.
                 return await request.read()
         except web.HTTPRequestEntityTooLarge as exc:  # the declared length was a lie
-            raise too_large from exc
+            raise self.body_too_large(limit) from exc
         chunks, size = [], 0
         try:
             while chunk := await request.content.read(64 * 1024):
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    raise self.body_too_large(limit)
                 chunks.append(chunk)
         except web.RequestPayloadError as exc:  # such as a Content-Encoding the body does not have
             raise RPCError(jsonrpc.PARSE_ERROR, "Parse error: the body cannot be decoded") from exc
         return b"".join(chunks)
+
+    @staticmethod
+    def body_too_large(limit: int) -> RPCError:
+        return RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
 
     # -- JSON-RPC dispatch --------------------------------------------------------------------
 
