@@ -1,7 +1,10 @@
 """Benchmark of the XMR daemon against real regtest monerod and monero-wallet-rpc, in one run:
 
 1. latency: median of get_height and getbalance through the daemon (POST /) against the same calls made
-   directly to the same wallet-rpc process with the same client library (baseline; target ratio <= 1.2);
+   directly to the same wallet-rpc process (baseline; target ratio <= 1.2). Both with the same code in this
+   process (``post``: a plain aiohttp POST on one keep-alive session per path, Basic auth to the daemon,
+   digest auth to wallet-rpc with its nonce cached), and the daemon in this process too; plus the floor of
+   the daemon hop, a method that calls no backend (getconfig);
 2. payment detection: from the moment the confirming block exists (generateblocks returned) to the
    websocket's new_payment "paid" event, median and worst of 20 payments, default poll settings; baseline:
    one refresh + get_transfers round made directly, the least any poller of wallet-rpc must spend;
@@ -21,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,30 +55,57 @@ def env_for(chain: Chain, **extra: str) -> dict[str, str]:
     return {"MONEROD_URL": chain.monerod.url, "NETWORK": "regtest", **extra}
 
 
+async def post(session: aiohttp.ClientSession, url: str, method: str, params: Any, headers: Any = None) -> Any:
+    """The one JSON-RPC client of part 1, used for both paths: a plain aiohttp POST on a keep-alive session."""
+    payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    async with session.post(url, json=payload, headers=headers) as response:
+        body = await response.json(content_type=None)
+    if "error" in body:
+        raise RuntimeError(f"{method}: {body['error']}")
+    return body["result"]
+
+
 async def latency(chain: Chain) -> None:
+    """Both paths: the same ``post`` in this process, one long-lived session each (keep-alive, auth cached)."""
     view = Keys.random()
     async with running_daemon(XMRDaemon, env=env_for(chain, POLL_INTERVAL="3600")) as d:
         await d.call("getbalance", xpub=view.view_only)  # loads the wallet, starts its wallet-rpc
-        direct = d.daemon.pool.processes()[0].client
-        assert direct is not None
-        cases = {
-            "get_height": (lambda: d.call("get_height", xpub=view.view_only), lambda: direct.call("get_height")),
-            "getbalance": (
-                lambda: d.call("getbalance", xpub=view.view_only),
-                lambda: direct.call("get_balance", {"account_index": 0}),
-            ),
-        }
-        print("\n1. latency (median of", LATENCY_CALLS, "calls, alternating)")
-        print(f"{'method':12} {'through daemon':>15} {'wallet-rpc direct':>18} {'ratio':>7}")
-        for name, (through, straight) in cases.items():
-            a, b = [], []
-            for _ in range(LATENCY_CALLS):
-                for timings, call in ((a, through), (b, straight)):
-                    start = time.perf_counter()
-                    await call()
-                    timings.append(time.perf_counter() - start)
-            ma, mb = statistics.median(a), statistics.median(b)
-            print(f"{name:12} {ma * 1000:12.2f} ms {mb * 1000:15.2f} ms {ma / mb:6.2f}x")
+        wallet_rpc = d.daemon.pool.processes()[0].client
+        assert wallet_rpc is not None
+        daemon_url, headers, xpub = d.url + "/", d.headers, {"xpub": view.view_only}
+        wallet_url = wallet_rpc.url + "/json_rpc"
+        async with aiohttp.ClientSession() as to_daemon, wallet_rpc.new_session() as to_wallet:
+            cases = {
+                "get_height": (
+                    lambda: post(to_daemon, daemon_url, "get_height", xpub, headers),
+                    lambda: post(to_wallet, wallet_url, "get_height", {}),
+                ),
+                "getbalance": (
+                    lambda: post(to_daemon, daemon_url, "getbalance", xpub, headers),
+                    lambda: post(to_wallet, wallet_url, "get_balance", {"account_index": 0}),
+                ),
+            }
+            print("\n1. latency (median of", LATENCY_CALLS, "calls, alternating, after 20 warm-up calls each)")
+            print(f"{'method':12} {'through daemon':>15} {'wallet-rpc direct':>18} {'ratio':>7}")
+            for name, (through, straight) in cases.items():
+                ma, mb = await alternate(through, straight)
+                print(f"{name:12} {ma * 1000:12.2f} ms {mb * 1000:15.2f} ms {ma / mb:6.2f}x")
+            floor, _ = await alternate(lambda: post(to_daemon, daemon_url, "getconfig", ["lightning"], headers), None)
+            print(f"floor: getconfig through the daemon (no backend call) {floor * 1000:.2f} ms")
+
+
+async def alternate(first: Any, second: Any) -> tuple[float, float]:
+    """Medians of ``first`` and ``second`` (None: only ``first``), called in turn after a warm-up."""
+    calls = [call for call in (first, second) if call is not None]
+    timings: list[list[float]] = [[] for _ in calls]
+    for index in range(LATENCY_CALLS + 20):
+        for call, times in zip(calls, timings, strict=True):
+            start = time.perf_counter()
+            await call()
+            if index >= 20:
+                times.append(time.perf_counter() - start)
+    medians = [statistics.median(times) for times in timings]
+    return medians[0], medians[-1]
 
 
 async def detection(chain: Chain) -> None:

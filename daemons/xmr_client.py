@@ -87,7 +87,7 @@ class MoneroRPC:
         one session get 401s. So each concurrent request borrows its own session (and middleware).
         """
         async with self._slots:
-            session = self._idle.pop() if self._idle else self._new_session()
+            session = self._idle.pop() if self._idle else self.new_session()
             try:
                 yield session
             finally:
@@ -98,7 +98,12 @@ class MoneroRPC:
                 else:
                     self._idle.append(session)
 
-    def _new_session(self) -> aiohttp.ClientSession:
+    def new_session(self) -> aiohttp.ClientSession:
+        """A fresh session that authenticates like this client's own (used as is by bench/xmr_bench.py).
+
+        The digest middleware is preemptive: once a session has seen the first 401 challenge it signs every
+        later request with the cached nonce, so a reused session pays one HTTP round trip per call.
+        """
         middlewares = ()
         if self._login is not None:
             middlewares = (aiohttp.DigestAuthMiddleware(self._login, self._password or ""),)
