@@ -14,6 +14,7 @@ import asyncio
 import base64
 import gzip
 import json
+import math
 import threading
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
@@ -225,11 +226,12 @@ content_types = st.one_of(
 # -- checks ------------------------------------------------------------------------------------
 
 
-def strict_json(text: str) -> Any:
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
+def strict_json_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
-    return json.loads(text, parse_constant=refuse)
+
+def strict_json(text: str) -> Any:
+    return json.loads(text, parse_constant=strict_json_constant)
 
 
 def check_response_object(answer: Any) -> None:
@@ -292,8 +294,15 @@ async def post(
 
 
 def decoded(body: bytes) -> Any:
+    """The body as the daemon reads it, or None: a float beyond float's range (1e400) is a parse error there."""
+
+    def finite(text: str) -> float:
+        if math.isinf(number := float(text)):
+            raise ValueError(f"{text} is out of range")
+        return number
+
     try:
-        return strict_json(body.decode())
+        return json.loads(body.decode(), parse_constant=strict_json_constant, parse_float=finite)
     except (ValueError, RecursionError):
         return None
 
@@ -323,6 +332,9 @@ def test_real_methods_with_random_params(served: Served, batch: list[list[dict[s
     async def job(client: DaemonClient) -> None:
         for payload in batch:
             status, text = await post(client, json.dumps(payload).encode())
+            if status == 413:  # huge generated numbers can push a batch over the body limit: refused whole
+                check_answer(status, text)
+                continue
             check_answer(status, text, payload)
             assert len(strict_json(text)) == len(payload), "every request with an id is answered"
         await still_answers(client)
