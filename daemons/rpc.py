@@ -47,6 +47,7 @@ class RPCMethod:
     _plan: tuple[tuple[str, ...], frozenset[str]] | bool | None = field(default=False, repr=False)
     _names: tuple[str, ...] | None = field(default=None, repr=False)
     _by_keyword: bool | None = field(default=None, repr=False)
+    _exact: dict[str, type] | None = field(default=None, repr=False)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -89,6 +90,17 @@ class RPCMethod:
                     self._checks[name] = allowed
         return self._checks
 
+    @property
+    def exact(self) -> dict[str, type]:
+        """Parameters whose check accepts one JSON type only, unchanged: a value of exactly that type passes as is."""
+        if self._exact is None:
+            self._exact = {}
+            for name, allowed in self.checks.items():
+                kinds = allowed - {type(None)}
+                if len(kinds) == 1 and (kind := next(iter(kinds))) in _UNCHANGED:
+                    self._exact[name] = kind
+        return self._exact
+
     def takes(self, name: str) -> bool:
         return name in self.signature.parameters
 
@@ -129,13 +141,15 @@ class RPCMethod:
                 raise RPCError(INVALID_PARAMS, f"Invalid params for {self.name}: {exc}") from exc
         # Rebuild against the full signature so injected parameters keep their place.
         arguments: dict[str, Any] = {}
-        checks = self.checks
+        checks, exact = self.checks, self.exact
         for name in self.names:
             if name in INJECTED and name in injected:
                 arguments[name] = injected[name]
             elif name in given:
                 value = given[name]
-                arguments[name] = check_value(name, value, checks[name]) if name in checks else value
+                if name in checks and type(value) is not exact.get(name):
+                    value = check_value(name, value, checks[name])
+                arguments[name] = value
         return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type]
 
     @property
@@ -232,6 +246,8 @@ def collect_methods(instance: object) -> dict[str, RPCMethod]:
 
 
 _SIMPLE = {str, int, float, bool, list, dict, Decimal}
+# The types check_value returns unchanged when they are the only one allowed (float and Decimal convert).
+_UNCHANGED = {str, int, bool, list, dict}
 
 
 def coerce(name: str, value: Any, annotation: Any) -> Any:
