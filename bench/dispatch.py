@@ -18,7 +18,7 @@ response. The bare handler decodes the same body, adds, and answers the same JSO
 each server runs under ``valgrind --tool=callgrind``; after a warm-up of a fixed number of requests
 its counters are zeroed, then exactly ``--requests`` requests are sent and the counters dumped. The
 user-space instructions per request (kernel work, such as the socket calls, is not counted) are the
-same from run to run within a fraction of a percent.
+same from run to run within 1 to 2 %.
 
 Memory: VmRSS of an idle daemon right after start-up, then the growth of its VmRSS when another
 process holds N authenticated websockets open on it.
