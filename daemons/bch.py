@@ -161,13 +161,7 @@ class BCHDaemon(BTCDaemon):
             "use_exchange_rate": False,  # no fiat rate fetching: it would reach outside services
             "fiat_currency": self.fiat_currency,
         }
-        if self.network_name != "mainnet":
-            options[self.network_name] = True
-        if self.server:
-            options["server"] = self.server
-        if self.proxy is not None:
-            options["proxy"] = self.electrum.network.serialize_proxy(self.proxy.as_electrum_dict())
-        return options
+        return {**options, **self.connection_options()}
 
     def create_network(self) -> Any:
         return None if self.offline else self.electrum.network.Network(self.electrum_config)
@@ -341,16 +335,11 @@ class BCHDaemon(BTCDaemon):
 
     # -- payment requests -----------------------------------------------------------------------
 
-    def sent_amount(self, wallet: Any, address: str | None, tx_hashes: list[str]) -> str | None:
-        if not address:
-            return format_amount(0, self.COIN_DECIMALS)
-        target = self.parse_address(address)
-        total = 0
-        for tx_hash in tx_hashes:
-            tx = wallet.transactions.get(tx_hash)
-            if tx is not None:
-                total += sum(value for _, addr, value in tx.outputs() if addr == target)
-        return format_amount(total, self.COIN_DECIMALS)
+    def payment_target(self, address: str) -> Any:
+        return self.parse_address(address)  # an Address: Electron Cash's outputs carry Address objects
+
+    def value_paid_to(self, tx: Any, target: Any) -> int:
+        return sum(value for _, addr, value in tx.outputs() if addr == target)
 
     def format_request(self, wallet: Any, request: dict[str, Any]) -> dict[str, Any]:
         """Electron Cash's request (its fields, 'amount (BCH)', status word) plus status_str and sent_amount."""
@@ -456,33 +445,29 @@ class BCHDaemon(BTCDaemon):
         """Fee rate in sat/kB: Bitcoin Cash has no fee market, so the configured rate for any target."""
         return self.electrum_config.fee_per_kb()
 
-    @rpc(requires_wallet=True)
-    async def get_used_fee(self, tx_hash: str, wallet: Any = None) -> str | None:
-        """The fee a wallet transaction paid (null when the wallet cannot know its inputs' values)."""
-        self.check_tx_hash(tx_hash)
-        tx = wallet.transactions.get(tx_hash)
-        if tx is None:
-            raise RPCError(TX_NOT_FOUND, "Transaction not in wallet.")
-        return format_amount(wallet.get_wallet_delta(tx).fee, self.COIN_DECIMALS)
+    # Electron Cash's side of the BTC daemon's get_used_fee / get_transaction / confirmations hooks.
 
-    def check_tx_hash(self, tx_hash: str) -> None:
-        if len(tx_hash) != 64 or any(c not in "0123456789abcdefABCDEF" for c in tx_hash):
-            raise RPCError(-32001, f"{tx_hash!r} should be a transaction hash")
+    def wallet_transaction(self, wallet: Any, tx_hash: str) -> Any:
+        return wallet.transactions.get(tx_hash)
 
-    @rpc(requires_network=True)
-    async def get_transaction(self, tx_hash: str, wallet: Any = None) -> dict[str, Any]:
-        """A transaction decoded (inputs, outputs) with its confirmations, from the wallet or the server."""
-        self.check_tx_hash(tx_hash)
-        tx = wallet.transactions.get(tx_hash) if wallet is not None else None
-        if tx is None:
-            raw = await self.server_request("blockchain.transaction.get", [tx_hash])
-            tx = self.parse_tx(raw)
+    def wallet_tx_confirmations(self, wallet: Any, tx_hash: str) -> int:
+        return int(wallet.get_tx_height(tx_hash)[1])
+
+    async def server_transaction(self, tx_hash: str) -> Any:
+        return self.parse_tx(await self.server_request("blockchain.transaction.get", [tx_hash]))
+
+    def tx_json(self, tx: Any, tx_hash: str) -> dict[str, Any]:
         with electron_errors():  # a fresh copy: deserialize() returns the fields only on its first call
             data = to_json(self.electrum.transaction.Transaction(str(tx)).deserialize())
         data["txid"] = tx_hash
         data["hex"] = str(tx)
-        data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
         return data
+
+    def output_scripthashes(self, tx: Any) -> list[str]:
+        return [address.to_scripthash_hex() for _, address, _ in tx.outputs() if hasattr(address, "to_scripthash_hex")]
+
+    async def server_history(self, scripthash: str) -> list[dict[str, Any]]:
+        return await self.server_request("blockchain.scripthash.get_history", [scripthash])
 
     async def server_request(self, method: str, params: list[Any]) -> Any:
         try:
@@ -492,19 +477,6 @@ class BCHDaemon(BTCDaemon):
             if "transaction" in method and ("No such" in message or "not found" in message.lower()):
                 raise RPCError(TX_NOT_FOUND, f"No such mempool or blockchain transaction: {message}") from exc
             raise
-
-    async def confirmations(self, tx_hash: str, tx: Any, wallet: Any) -> int:
-        if wallet is not None and tx_hash in wallet.transactions:
-            return max(int(wallet.get_tx_height(tx_hash)[1]), 0)
-        for _, address, _ in tx.outputs():
-            if not hasattr(address, "to_scripthash_hex"):
-                continue
-            history = await self.server_request("blockchain.scripthash.get_history", [address.to_scripthash_hex()])
-            for item in history:
-                if item["tx_hash"] == tx_hash:
-                    height = int(item["height"])
-                    return 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
-        return 0
 
     @rpc(requires_wallet=True)
     async def addtransaction(self, tx: str | dict | None = None, wallet: Any = None, **tx_fields: Any) -> str:

@@ -6,8 +6,11 @@ and disk work of building a wallet. Electrum is imported only in ``load_electrum
 ``self.electrum``, so a subclass (the BCH daemon on Electron Cash) can point the same machinery at
 another Electrum-like module by overriding the small hooks below: ``load_electrum``,
 ``config_options``/``create_config``, ``create_electrum_daemon``, ``create_commands``,
-``restore_wallet``/``open_wallet``/``start_wallet``/``stop_wallet``, the ``on_*`` event handlers and
-``format_request``.
+``restore_wallet``/``open_wallet``/``start_wallet``/``stop_wallet``, the ``on_*`` event handlers,
+``format_request``, and the wallet and server hooks that ``sent_amount``, ``get_used_fee``,
+``get_transaction`` and ``confirmations`` are written over (``wallet_transaction``,
+``wallet_tx_confirmations``, ``server_transaction``, ``tx_json``, ``output_scripthashes``,
+``server_history``, ``payment_target``/``value_paid_to``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import string
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import ModuleType
@@ -148,6 +152,11 @@ class BTCDaemon(BaseDaemon):
             "use_gossip": False,
             "verbosity": "*" if self.settings.debug else "",
         }
+        return {**options, **self.connection_options()}
+
+    def connection_options(self) -> dict[str, Any]:
+        """Chain, server and proxy options: Electrum and Electron Cash spell them the same."""
+        options: dict[str, Any] = {}
         if self.network_name != "mainnet":
             options[self.network_name] = True
         if self.server:
@@ -487,12 +496,23 @@ class BTCDaemon(BaseDaemon):
         return list(wallet._is_onchain_invoice_paid(request)[2])
 
     def sent_amount(self, wallet: Any, address: str | None, tx_hashes: list[str]) -> str | None:
+        """What the wallet's transactions ``tx_hashes`` paid to ``address``, in coin units."""
         total = 0
-        for tx_hash in tx_hashes:
-            tx = wallet.db.get_transaction(tx_hash)
-            if tx is not None and address:
-                total += tx.output_value_for_address(address)
+        if address:
+            target = self.payment_target(address)
+            for tx_hash in tx_hashes:
+                tx = self.wallet_transaction(wallet, tx_hash)
+                if tx is not None:
+                    total += self.value_paid_to(tx, target)
         return format_amount(total, self.COIN_DECIMALS)
+
+    def payment_target(self, address: str) -> Any:
+        """The address in the form ``value_paid_to`` compares outputs with (Electrum: the string itself)."""
+        return address
+
+    def value_paid_to(self, tx: Any, target: Any) -> int:
+        """Satoshis a transaction's outputs pay to ``target`` (from ``payment_target``)."""
+        return tx.output_value_for_address(target)
 
     def find_request(self, wallet: Any, key: str) -> Any:
         """A request by its id, or the newest one paying to ``key`` as an address (what the SDK passes)."""
@@ -623,38 +643,64 @@ class BTCDaemon(BaseDaemon):
     async def get_used_fee(self, tx_hash: str, wallet: Any = None) -> str | None:
         """The fee a wallet transaction paid (null when the wallet cannot know its inputs' values)."""
         self.check_tx_hash(tx_hash)
-        tx = wallet.db.get_transaction(tx_hash)
+        tx = self.wallet_transaction(wallet, tx_hash)
         if tx is None:
             raise RPCError(TX_NOT_FOUND, "Transaction not in wallet.")
         return format_amount(wallet.get_wallet_delta(tx).fee, self.COIN_DECIMALS)
 
-    def check_tx_hash(self, tx_hash: str) -> None:
-        if not self.electrum.util.is_hash256_str(tx_hash):
+    @staticmethod
+    def check_tx_hash(tx_hash: str) -> None:
+        """64 hex digits, as Electrum's is_hash256_str checks (Electron Cash has no such helper)."""
+        if not isinstance(tx_hash, str) or len(tx_hash) != 64 or any(c not in string.hexdigits for c in tx_hash):
             raise RPCError(TX_HASH_INVALID, f"{tx_hash!r} should be a transaction hash")
 
     @rpc(requires_network=True)
     async def get_transaction(self, tx_hash: str, wallet: Any = None) -> dict[str, Any]:
         """A transaction decoded (inputs, outputs) with its confirmations, from the wallet or the server."""
         self.check_tx_hash(tx_hash)
-        tx = wallet.db.get_transaction(tx_hash) if wallet is not None else None
+        tx = self.wallet_transaction(wallet, tx_hash) if wallet is not None else None
         if tx is None:
-            tx = self.parse_tx(await self.network.get_transaction(tx_hash))
-        data = tx.to_json()
+            tx = await self.server_transaction(tx_hash)
+        data = self.tx_json(tx, tx_hash)
         data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
         return data
 
     async def confirmations(self, tx_hash: str, tx: Any, wallet: Any) -> int:
-        if wallet is not None and wallet.db.get_transaction(tx_hash) is not None:
-            return max(int(wallet.adb.get_tx_height(tx_hash).conf), 0)
-        for output in tx.outputs():
-            if not output.address:
-                continue
-            scripthash = self.electrum.bitcoin.address_to_scripthash(output.address)
-            for item in await self.network.get_history_for_scripthash(scripthash):
+        """From the wallet when it holds the transaction, else from the server's history of its outputs."""
+        if wallet is not None and self.wallet_transaction(wallet, tx_hash) is not None:
+            return max(self.wallet_tx_confirmations(wallet, tx_hash), 0)
+        for scripthash in self.output_scripthashes(tx):
+            for item in await self.server_history(scripthash):
                 if item["tx_hash"] == tx_hash:
                     height = int(item["height"])
                     return 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
         return 0
+
+    # Hooks over the library's wallet and server API (Electron Cash's differ: the BCH daemon overrides them).
+
+    def wallet_transaction(self, wallet: Any, tx_hash: str) -> Any:
+        """The wallet's copy of a transaction, or None."""
+        return wallet.db.get_transaction(tx_hash)
+
+    def wallet_tx_confirmations(self, wallet: Any, tx_hash: str) -> int:
+        """Confirmations of a transaction the wallet holds (0 or less: unconfirmed)."""
+        return int(wallet.adb.get_tx_height(tx_hash).conf)
+
+    async def server_transaction(self, tx_hash: str) -> Any:
+        """A transaction fetched from the server (an error when the server has none)."""
+        return self.parse_tx(await self.network.get_transaction(tx_hash))
+
+    def tx_json(self, tx: Any, tx_hash: str) -> dict[str, Any]:
+        """The decoded transaction get_transaction returns."""
+        return tx.to_json()
+
+    def output_scripthashes(self, tx: Any) -> list[str]:
+        """The Electrum-protocol script hashes of the outputs that pay to an address, in output order."""
+        return [self.electrum.bitcoin.address_to_scripthash(o.address) for o in tx.outputs() if o.address]
+
+    async def server_history(self, scripthash: str) -> list[dict[str, Any]]:
+        """The server's history ({tx_hash, height} items) of a script hash."""
+        return await self.network.get_history_for_scripthash(scripthash)
 
     # -- daemon status and control --------------------------------------------------------------
 
