@@ -91,6 +91,7 @@ class BaseDaemon:
         self.load_settings()
         self.spec = load_spec(self.name, self.SPEC_DIR)
         self.methods: dict[str, RPCMethod] = collect_methods(self)
+        self.dynamic_methods: dict[str, RPCMethod] = {}  # what find_dynamic_method found, kept for good
         self.wallets: dict[str, Any] = {}
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self.store: EventStore | None = None
@@ -333,7 +334,12 @@ class BaseDaemon:
         return RPCError(INTERNAL_ERROR, "Internal error")
 
     def get_method(self, name: str) -> RPCMethod | None:
-        return self.methods.get(name) or self.find_dynamic_method(name)
+        method = self.methods.get(name) or self.dynamic_methods.get(name)
+        if method is None:
+            method = self.find_dynamic_method(name)
+            if method is not None:  # built once: its signature and type checks cost more than a whole call
+                self.dynamic_methods[name] = method
+        return method
 
     async def execute(self, request: Request) -> Any:
         method = self.get_method(request.method)
@@ -360,6 +366,8 @@ class BaseDaemon:
         return result
 
     def find_dynamic_method(self, name: str) -> RPCMethod | None:
+        """A method not declared with @rpc, or None. What it returns serves ``name`` for the daemon's life,
+        so a name that cannot be served yet (the library is not loaded) must get None until it can."""
         return None
 
     def list_dynamic_methods(self) -> list[str]:

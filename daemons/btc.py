@@ -91,7 +91,6 @@ class BTCDaemon(BaseDaemon):
         self.reported: ReportedState | None = None
         self.wallet_loads = 0  # wallets built (restored or opened) since start: the single-flight's witness
         self._keys_by_wallet: dict[int, str] = {}
-        self._dynamic: dict[str, RPCMethod] = {}
         self._registered: list[Any] = []
 
     # -- settings -------------------------------------------------------------------------------
@@ -263,7 +262,7 @@ class BTCDaemon(BaseDaemon):
         wallet = bound.arguments.get("wallet")
         if method.requires_network and wallet is not None:
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
-        if self._dynamic.get(method.name) is method:
+        if self.dynamic_methods.get(method.name) is method:
             self.check_can_sign(method.name, wallet, bound.arguments)
             # Electrum's @command wrapper finds the wallet only as a keyword argument.
             return await method.func(**bound.arguments)
@@ -421,20 +420,16 @@ class BTCDaemon(BaseDaemon):
     def find_dynamic_method(self, name: str) -> RPCMethod | None:
         if not self.commands_ready() or name in self.EXCLUDED_COMMANDS:
             return None
-        if name in self._dynamic:
-            return self._dynamic[name]
         command = self.electrum.commands.known_commands.get(name)
         if command is None:
             return None
-        method = RPCMethod(
+        return RPCMethod(
             name=name,
             func=self.command_function(name, command),
             requires_wallet=command.requires_wallet,
             requires_network=command.requires_network,
             doc=(command.description or "").strip(),
         )
-        self._dynamic[name] = method
-        return method
 
     def list_dynamic_methods(self) -> list[str]:
         if not self.backend_loaded:
