@@ -38,6 +38,7 @@ from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthoriz
 from .xmr_pool import WalletPool
 from .xmr_process import WalletRPCProcess, fits_config_file
 from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, from_atomic, now, to_atomic
+from .xmr_snapshot import KEEPS_SNAPSHOT, Snapshot, Snapshots
 from .xmr_wallet import (
     InvalidIdentity,
     WalletTable,
@@ -117,7 +118,6 @@ WALLET_RPC_METHODS = [
     "edit_address_book",
     "delete_address_book",
     "refresh",
-    "auto_refresh",
     "rescan_spent",
     "get_languages",
     "is_multisig",
@@ -145,6 +145,7 @@ FORBIDDEN_METHODS = [
     "restore_deterministic_wallet",
     "change_wallet_password",
     "set_daemon",
+    "auto_refresh",  # the poller refreshes every wallet; wallet-rpc's own refreshes would void snapshots unseen
     "start_mining",
     "stop_mining",
     "set_log_level",
@@ -208,6 +209,7 @@ class XMRDaemon(BaseDaemon):
         self.monerod = MoneroRPC(self.monerod_url, name="monerod", login=user, password=password, timeout=10.0)
         self.pool = self._make_pool()
         self.requests = RequestStore(self.state_db)
+        self.snapshots = Snapshots()
         self.table = WalletTable(self.state_db)
         self.chain_height = self.table.state("height") or 0
         self.pollers: dict[str, asyncio.Task[None]] = {}
@@ -330,6 +332,7 @@ class XMRDaemon(BaseDaemon):
 
     async def unload_wallet(self, key: str, wallet: Any) -> None:
         self._openers.pop(key, None)
+        self.snapshots.forget(key)
         task = self.pollers.pop(key, None)
         if task is not None:
             task.cancel()
@@ -344,6 +347,12 @@ class XMRDaemon(BaseDaemon):
         password = file_password(self.settings.data_path / "xmr_wallet_secret", wallet.filename)
 
         async def open_or_create(client: MoneroRPC) -> None:
+            await open_or_create_file(client)
+            # the poller refreshes the wallet itself; wallet-rpc refreshing on its own (every 20 s by
+            # default) would change the wallet behind the snapshot's back (daemons/xmr_snapshot.py)
+            await client.call("auto_refresh", {"enable": False})
+
+        async def open_or_create_file(client: MoneroRPC) -> None:
             if not wallet.created:
                 if wallet.secret is None:
                     raise MoneroUnavailable("wallet not ready: send a request with its keys again")
@@ -382,8 +391,25 @@ class XMRDaemon(BaseDaemon):
         return "restore_deterministic_wallet", {**common, "seed": wallet.secret, "language": "English"}
 
     async def wallet_call(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None = None) -> Any:
-        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
-            return await client.call(method, params)
+        """Call ``method`` on the wallet's wallet-rpc; one that may change the wallet voids its snapshot."""
+        if method in KEEPS_SNAPSHOT:
+            async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+                return await client.call(method, params)
+        try:
+            with self.snapshots.changing(wallet.key):
+                async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+                    return await client.call(method, params)
+        finally:
+            self._kick(wallet.key)  # the poller's next round reads the changed wallet (and new events) at once
+
+    def _kick(self, key: str) -> None:
+        kick = self.kicks.get(key)
+        if kick is not None:
+            kick.set()
+
+    def snapshot(self, wallet: XMRWallet) -> Snapshot | None:
+        """What wallet-rpc would answer to get_height and get_balance now, if the poller has it."""
+        return self.snapshots.get(wallet.key, self.pool.epoch(wallet.filename))
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -436,10 +462,16 @@ class XMRDaemon(BaseDaemon):
         """One round: refresh, read incoming transfers, report new ones and request status changes."""
         pending = self.requests.pending(wallet.key)
         low = min([r.height for r in pending] + [wallet.scan_from]) - 1
+        mark = self.snapshots.mark(wallet.key)
         async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+            epoch = self.pool.epoch(wallet.filename)
             await client.call("refresh")
             params = {"in": True, "pool": True, "account_index": 0, "filter_by_height": True, "min_height": max(0, low)}
             found = await client.call("get_transfers", params)
+            height = int((await client.call("get_height"))["height"])
+            balance = await client.call("get_balance", {"account_index": 0})
+        # taken before the events below go out, so a client reacting to one sees the same wallet state
+        self.snapshots.store(wallet.key, mark, epoch, height, balance)
         entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
         transfers = [Transfer.from_rpc(entry) for entry in entries]
         for transfer in transfers:
@@ -533,7 +565,11 @@ class XMRDaemon(BaseDaemon):
     @rpc(requires_wallet=True)
     async def getbalance(self, wallet: XMRWallet) -> dict:
         """confirmed = unlocked balance; unconfirmed = received but still locked."""
-        balance = await self.wallet_call(wallet, "get_balance", {"account_index": 0})
+        snapshot = self.snapshot(wallet)
+        if snapshot is not None:
+            balance = snapshot.balance
+        else:
+            balance = await self.wallet_call(wallet, "get_balance", {"account_index": 0})
         total, unlocked = int(balance["balance"]), int(balance["unlocked_balance"])
         return {
             "confirmed": from_atomic(unlocked),
@@ -630,6 +666,9 @@ class XMRDaemon(BaseDaemon):
     async def getheight(self, wallet: XMRWallet | None = None) -> int:
         """The chain height: the wallet's (wallet-rpc get_height) with a wallet, else monerod's block count."""
         if wallet is not None:
+            snapshot = self.snapshot(wallet)
+            if snapshot is not None:
+                return snapshot.height
             return int((await self.wallet_call(wallet, "get_height"))["height"])
         return int((await self.monerod.call("get_block_count"))["count"])
 

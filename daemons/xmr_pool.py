@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,8 @@ class Slot:
     opener: Opener | None = None
     users: int = 0
     busy: bool = True  # starting or switching: no new calls until it is done
+    epoch: int | None = None  # which opening of its wallet this is (unique in the pool); None: none open
+    opened_in: int = 0  # the process's start count when its wallet was opened
     last_used: float = field(default_factory=time.monotonic)
 
     @property
@@ -50,6 +53,13 @@ class Slot:
     @property
     def ready(self) -> bool:
         return self.external is not None or (self.process is not None and self.process.ready)
+
+    @property
+    def starts(self) -> int:
+        return self.process.starts if self.process is not None else 0
+
+    def opened(self, epoch: int) -> None:
+        self.epoch, self.opened_in = epoch, self.starts
 
 
 class WalletPool:
@@ -69,6 +79,7 @@ class WalletPool:
         self.slots: list[Slot] = []
         self.by_file: dict[str, Slot] = {}
         self.switches = 0
+        self._epochs = itertools.count(1)
         self._changed = asyncio.Condition()
         self._placing = asyncio.Semaphore(os.cpu_count() or 2)
 
@@ -111,7 +122,7 @@ class WalletPool:
                 previous = slot.open_file
                 if previous is not None:
                     self.by_file.pop(previous, None)
-                slot.busy, slot.open_file, slot.opener = True, filename, opener
+                slot.busy, slot.open_file, slot.opener, slot.epoch = True, filename, opener, None
                 self.by_file[filename] = slot
                 await self._changed.wait_for(lambda s=slot: s.users == 0)
             await self._place(slot, previous, opener)
@@ -154,11 +165,12 @@ class WalletPool:
             async with self._changed:
                 if self.by_file.get(slot.open_file or "") is slot:
                     self.by_file.pop(slot.open_file or "", None)
-                slot.open_file, slot.opener, slot.busy = None, None, False
+                slot.open_file, slot.opener, slot.busy, slot.epoch = None, None, False, None
                 self._changed.notify_all()
             raise
         async with self._changed:
             slot.busy = False
+            slot.opened(next(self._epochs))
             slot.last_used = time.monotonic()
             self._changed.notify_all()
 
@@ -168,7 +180,7 @@ class WalletPool:
         if opener is None:
             return
         async with self._changed:
-            slot.busy = True
+            slot.busy, slot.epoch = True, None
         try:
             await opener(slot.client)
         except BaseException:
@@ -177,18 +189,27 @@ class WalletPool:
         finally:
             async with self._changed:
                 slot.busy = False
+                if slot.opener is not None:
+                    slot.opened(next(self._epochs))
                 self._changed.notify_all()
 
     async def _forget(self, slot: Slot) -> None:
         async with self._changed:
             if slot.open_file is not None and self.by_file.get(slot.open_file) is slot:
                 del self.by_file[slot.open_file]
-            slot.open_file, slot.opener = None, None
+            slot.open_file, slot.opener, slot.epoch = None, None, None
             self._changed.notify_all()
 
     def is_open(self, filename: str) -> bool:
         slot = self.by_file.get(filename)
         return slot is not None and not slot.busy and slot.ready
+
+    def epoch(self, filename: str) -> int | None:
+        """Which opening of ``filename`` serves calls now; None while it is not open or its process is down."""
+        slot = self.by_file.get(filename)
+        if slot is None or slot.busy or not slot.ready or slot.starts != slot.opened_in:
+            return None  # a restarted process has lost the wallet until ``_reopen`` opens it again
+        return slot.epoch
 
     def processes(self) -> list[WalletRPCProcess]:
         return [slot.process for slot in self.slots if slot.process is not None]

@@ -102,6 +102,7 @@ class WalletRPCProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.client: MoneroRPC | None = None
         self.ready = False
+        self.starts = 0  # how many times it was (re)started: a restart loses whatever it had open
         self.on_restart: Callable[[], Awaitable[None]] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -145,6 +146,7 @@ class WalletRPCProcess:
 
     async def _spawn(self) -> None:
         self.ready = False
+        self.starts += 1
         port = free_port()
         user, password = "xmr", secrets.token_hex(16)
         self.wallet_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ import pytest
 from daemons.jsonrpc import RPCError
 from daemons.xmr import XMRDaemon
 from daemons.xmr_process import WalletRPCProcess
+from daemons.xmr_requests import from_atomic
+from daemons.xmr_wallet import XMRWallet
 from tests.monero_fixtures import Chain, Keys, WalletRPC, free_port
 from tests.support import DaemonClient, running_daemon, spawned_daemon
 
@@ -78,6 +80,26 @@ async def listening(client: DaemonClient, *identities: Any, since: int | None = 
         yield Listener(ws)
 
 
+def total(balance: dict[str, str]) -> Decimal:
+    return Decimal(balance["confirmed"]) + Decimal(balance["unconfirmed"])
+
+
+def wallet_of(d: DaemonClient, address: str) -> XMRWallet:
+    return next(wallet for wallet in d.daemon.wallets.values() if wallet.address == address)
+
+
+async def answers_like_wallet_rpc(d: DaemonClient, address: str, xpub: str) -> dict[str, str]:
+    """getbalance and get_height through the daemon equal the wallet's own wallet-rpc's answers."""
+    balance, height = await d.call("getbalance", xpub=xpub), await d.call("get_height", xpub=xpub)
+    wallet = wallet_of(d, address)
+    direct = d.daemon.pool.by_file[wallet.filename].client
+    raw = await direct.call("get_balance", {"account_index": 0})
+    locked = int(raw["balance"]) - int(raw["unlocked_balance"])
+    assert (balance["confirmed"], balance["unconfirmed"]) == (from_atomic(raw["unlocked_balance"]), from_atomic(locked))
+    assert height == (await direct.call("get_height"))["height"]
+    return balance
+
+
 async def test_request_paid_in_full_by_a_spending_wallet(monero_chain: Chain) -> None:
     view = Keys.random()
     async with running_daemon(XMRDaemon, env=env_for(monero_chain)) as d:
@@ -85,8 +107,13 @@ async def test_request_paid_in_full_by_a_spending_wallet(monero_chain: Chain) ->
         assert request["status"] == 0 and request["amount_XMR"] == "1.250000000000"
         assert request["address"] != view.address and request["subaddress_index"] == [0, 1]
         async with listening(d, view.view_only) as events:
-            tx_data = await d.call("payto", request["address"], "1.25", xpub=monero_chain.spender.spending)
-            txid = await d.call("broadcast", tx_data, xpub=monero_chain.spender.spending)
+            spender = monero_chain.spender.spending
+            before = await d.call("getbalance", xpub=spender)
+            tx_data = await d.call("payto", request["address"], "1.25", xpub=spender)
+            txid = await d.call("broadcast", tx_data, xpub=spender)
+            # relay_tx changed the spending wallet: its balance is asked again, never a snapshot from before
+            after = await answers_like_wallet_rpc(d, monero_chain.spender.address, spender)
+            assert total(before) - total(after) >= Decimal("1.25")
             seen = await events.until(payment(request["address"], 7))
             assert seen["tx_hashes"] == [txid] and seen["sent_amount"] == "1.250000000000"
             assert seen["status_str"] == "Unconfirmed"
@@ -98,8 +125,10 @@ async def test_request_paid_in_full_by_a_spending_wallet(monero_chain: Chain) ->
         stored = await d.call("get_request", request["request_id"], xpub=view.view_only)
         assert (stored["status"], stored["status_str"], stored["tx_hashes"]) == (3, "Paid", [txid])
         assert stored == await d.call("get_request", request["address"], xpub=view.view_only)
-        balance = await d.call("getbalance", xpub=view.view_only)
-        assert Decimal(balance["confirmed"]) + Decimal(balance["unconfirmed"]) == Decimal("1.25")
+        wallet = wallet_of(d, view.address)
+        assert d.daemon.snapshot(wallet) is not None  # the poller's, taken before it sent "paid"
+        balance = await answers_like_wallet_rpc(d, view.address, view.view_only)
+        assert total(balance) == Decimal("1.25")
         history = await d.call("history", xpub=view.view_only)
         assert [(t["tx_hash"], t["amount"]) for t in history["transactions"]] == [(txid, "1.250000000000")]
         assert (await d.call("get_transaction", txid, xpub=view.view_only))["amount"] == "1.250000000000"
@@ -285,6 +314,7 @@ async def test_supervised_wallet_rpc_credentials_stay_off_the_command_line(moner
             assert anonymous.status == 401  # wallet-rpc did read rpc-login from the file
 
         os.kill(process.pid, signal.SIGKILL)  # the restarted process gets new credentials, the same way
+        await wait_health(d, lambda h: "wallet-rpc unreachable" in h["wallet_rpc"])
         await wait_call(d, "getbalance", xpub=view.view_only)
         assert process.client._password != password
         assert_secrets_hidden(process, data, [password, process.client._password, "monerod-pass-4f2a"])
@@ -352,10 +382,14 @@ async def test_wallet_rpc_and_monerod_killed_then_back(monero_chain: Chain) -> N
         (process,) = d.daemon.pool.processes()
         old_pid = process.pid
         os.kill(old_pid, signal.SIGKILL)
-        with pytest.raises(RPCError) as failed:
-            await d.call("getbalance", xpub=view.view_only)
-        assert failed.value.code == -32010
+        # once the supervisor has seen the exit (the health check says so), calls fail fast
         await wait_health(d, lambda h: "wallet-rpc unreachable" in h["wallet_rpc"])
+        with pytest.raises(RPCError) as failed:
+            await d.call("getbalance", xpub=view.view_only)  # not answered from the poller's snapshot either
+        assert failed.value.code == -32010
+        with pytest.raises(RPCError) as failed:
+            await d.call("get_height", xpub=view.view_only)
+        assert failed.value.code == -32010
         await wait_call(d, "getbalance", xpub=view.view_only)
         assert process.pid != old_pid
         await wait_health(d, lambda h: h["status"] == "ok")

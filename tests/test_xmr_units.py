@@ -201,6 +201,7 @@ async def test_offline_methods_and_errors_without_backends() -> None:
             ("get_request", ("nope",)): -32017,
             ("open_wallet", ()): -32019,
             ("stop_wallet", ()): -32019,
+            ("auto_refresh", ()): -32019,
             ("add_request", ("1.0000000000001",)): -32602,
             ("get_transaction", ("xyz",)): -32016,
             ("no_such_method", ()): -32601,
