@@ -3,8 +3,9 @@
 1. latency: median of get_height and getbalance through the daemon (POST /) against the same calls made
    directly to the same wallet-rpc process (baseline; target ratio <= 1.2). Both with the same code in this
    process (``post``: a plain aiohttp POST on one keep-alive session per path, Basic auth to the daemon,
-   digest auth to wallet-rpc with its nonce cached), and the daemon in this process too; plus the floor of
-   the daemon hop, a method that calls no backend (getconfig);
+   digest auth to wallet-rpc with its nonce cached), and the daemon in this process too. The daemon answers
+   those two from its poller's snapshot (daemons/xmr_snapshot.py); the pass-through get_balance, which always
+   asks wallet-rpc, and the floor of the daemon hop (getconfig, no backend call) are shown beside them;
 2. payment detection: from the moment the confirming block exists (generateblocks returned) to the
    websocket's new_payment "paid" event, median and worst of 20 payments, default poll settings; baseline:
    one refresh + get_transfers round made directly, the least any poller of wallet-rpc must spend;
@@ -66,10 +67,18 @@ async def post(session: aiohttp.ClientSession, url: str, method: str, params: An
 
 
 async def latency(chain: Chain) -> None:
-    """Both paths: the same ``post`` in this process, one long-lived session each (keep-alive, auth cached)."""
+    """Both paths: the same ``post`` in this process, one long-lived session each (keep-alive, auth cached).
+
+    Default poll settings, so the wallet's poller runs (and replaces the snapshot) as in production. The
+    pass-through ``get_balance`` always goes to wallet-rpc: it shows what a proxied call costs.
+    """
     view = Keys.random()
-    async with running_daemon(XMRDaemon, env=env_for(chain, POLL_INTERVAL="3600")) as d:
+    async with running_daemon(XMRDaemon, env=env_for(chain)) as d:
         await d.call("getbalance", xpub=view.view_only)  # loads the wallet, starts its wallet-rpc
+        (wallet,) = d.daemon.wallets.values()
+        async with asyncio.timeout(60):
+            while d.daemon.snapshot(wallet) is None:  # the poller's first round after the wallet opened
+                await asyncio.sleep(0.05)
         wallet_rpc = d.daemon.pool.processes()[0].client
         assert wallet_rpc is not None
         daemon_url, headers, xpub = d.url + "/", d.headers, {"xpub": view.view_only}
@@ -84,14 +93,20 @@ async def latency(chain: Chain) -> None:
                     lambda: post(to_daemon, daemon_url, "getbalance", xpub, headers),
                     lambda: post(to_wallet, wallet_url, "get_balance", {"account_index": 0}),
                 ),
+                "get_balance (proxied)": (
+                    lambda: post(to_daemon, daemon_url, "get_balance", {**xpub, "account_index": 0}, headers),
+                    lambda: post(to_wallet, wallet_url, "get_balance", {"account_index": 0}),
+                ),
             }
             print("\n1. latency (median of", LATENCY_CALLS, "calls, alternating, after 20 warm-up calls each)")
-            print(f"{'method':12} {'through daemon':>15} {'wallet-rpc direct':>18} {'ratio':>7}")
+            print(f"{'method':22} {'through daemon':>15} {'wallet-rpc direct':>18} {'ratio':>7}")
             for name, (through, straight) in cases.items():
                 ma, mb = await alternate(through, straight)
-                print(f"{name:12} {ma * 1000:12.2f} ms {mb * 1000:15.2f} ms {ma / mb:6.2f}x")
+                print(f"{name:22} {ma * 1000:12.2f} ms {mb * 1000:15.2f} ms {ma / mb:6.2f}x")
             floor, _ = await alternate(lambda: post(to_daemon, daemon_url, "getconfig", ["lightning"], headers), None)
             print(f"floor: getconfig through the daemon (no backend call) {floor * 1000:.2f} ms")
+            served = d.daemon.snapshot(wallet) is not None
+            print(f"snapshot still served at the end (poller rounds replaced it meanwhile): {served}")
 
 
 async def alternate(first: Any, second: Any) -> tuple[float, float]:

@@ -12,6 +12,9 @@ each wallet staying open (~25-30 MB RSS per process), up to ``XMR_MAX_WALLET_RPC
 or with a single external wallet-rpc (``XMR_WALLET_RPC_URL``), does the least recently used process switch
 wallets. See daemons/xmr_pool.py, and bench/xmr_bench.py for the measurements.
 
+``getbalance`` and ``get_height`` answer from the poller's snapshot of wallet-rpc's own answers, which
+equals what a direct call would return (daemons/xmr_snapshot.py says why): no second HTTP round trip.
+
 Wallets are known by a hash of their keys (never by the secret view key or seed), so that hash is the
 ``wallet`` of websocket messages. The monero library is imported in the load hook only, for what needs no
 wallet-rpc: checking keys and addresses, and offline subaddresses.
