@@ -468,11 +468,15 @@ class XMRDaemon(BaseDaemon):
         mark = self.snapshots.mark(wallet.key)
         async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
             epoch = self.pool.epoch(wallet.filename)
-            await client.call("refresh")
-            params = {"in": True, "pool": True, "account_index": 0, "filter_by_height": True, "min_height": max(0, low)}
-            found = await client.call("get_transfers", params)
-            height = int((await client.call("get_height"))["height"])
-            balance = await client.call("get_balance", {"account_index": 0})
+            try:
+                await client.call("refresh")
+                params = {"in": True, "pool": True, "account_index": 0, "filter_by_height": True}
+                found = await client.call("get_transfers", {**params, "min_height": max(0, low)})
+                height = int((await client.call("get_height"))["height"])
+                balance = await client.call("get_balance", {"account_index": 0})
+            except BaseException:
+                self.snapshots.forget(wallet.key)  # it may have refreshed without our reading the result
+                raise
         # taken before the events below go out, so a client reacting to one sees the same wallet state
         self.snapshots.store(wallet.key, mark, epoch, height, balance)
         entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
