@@ -40,9 +40,9 @@ class WSClient:
         self.hub = hub
         self.scope: set[str] | None = None
         self.cursor = cursor
-        # Every in-scope event with an id in [first_sent, sent_max] has been sent on this socket.
-        self.first_sent: int | None = None
-        self.sent_max = 0
+        # Per wallet (None: global events), an id range [first, last] in which every event of that wallet
+        # has been sent on this socket. Per wallet, so that widening the scope keeps what it knew.
+        self.sent_spans: dict[str | None, list[int]] = {}
         self.catching_up = False
         self.pending: deque[Event] = deque()
         self.wakeup = asyncio.Event()
@@ -67,7 +67,8 @@ class WSClient:
         self.start_catch_up(since)
 
     def already_sent(self, event: Event) -> bool:
-        return self.first_sent is not None and self.first_sent <= event.id <= self.sent_max
+        span = self.sent_spans.get(event.wallet)
+        return span is not None and span[0] <= event.id <= span[1]
 
     async def run(self) -> None:
         try:
@@ -119,15 +120,26 @@ class WSClient:
         for group in group_for_messages(events):
             parts = [dumps(event.to_message()) for event in group]
             await asyncio.wait_for(self.ws.send_str(self.hub.frame(parts, group[0].wallet)), self.hub.send_timeout)
-            first = group[0].id if self.first_sent is None else min(self.first_sent, group[0].id)
-            self.first_sent = first
-            self.sent_max = max(self.sent_max, group[-1].id)
+            self.record_sent(group)
             self.cursor = max(self.cursor, group[-1].id)
 
+    def record_sent(self, group: list[Event]) -> None:
+        """Widen the spans: events go out in id order (a replay from its cursor to the head), so every
+        event of a wallet between two it was sent has been sent too."""
+        spans = self.sent_spans
+        for event in group:
+            span = spans.get(event.wallet)
+            if span is None:
+                spans[event.wallet] = [event.id, event.id]
+            elif event.id > span[1]:
+                span[1] = event.id
+            elif event.id < span[0]:
+                span[0] = event.id
+
     def rescope(self, scope: set[str]) -> None:
-        # The "already sent" range only holds for wallets this socket was listening to.
-        if self.scope is not None and not scope <= self.scope:
-            self.first_sent = None
+        # A wallet that leaves the scope stops getting events: its span could not stay gap-free.
+        spans = self.sent_spans
+        self.sent_spans = {wallet: span for wallet, span in spans.items() if wallet is None or wallet in scope}
         self.scope = scope
 
 

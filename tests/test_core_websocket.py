@@ -182,6 +182,30 @@ async def test_since_replays_stored_events_before_live_ones_without_duplicates()
         assert listener.ids == [*stored_x, block, *live_x, *marker]
 
 
+async def test_widening_the_scope_keeps_what_was_sent_on_the_socket() -> None:
+    """Adding a wallet to the scope and replaying sends the new wallet's history, not the old one's again."""
+    async with running_daemon(SampleDaemon) as d:
+        listener = await listen(d, {"xpub": "X", "since": 0})
+        sent_x = await d.call("emit", "X", 2)
+        block = await d.call("broadcast_block", 1)
+        stored_y = await d.call("emit", "Y", 2)  # not in scope yet: not sent
+        await listener.until(block)
+        assert listener.ids == [*sent_x, block]
+
+        await listener.command({"xpubs": ["X", "Y"], "since": 0})
+        await listener.until(stored_y[-1])
+        marker = await d.call("emit", "X", 1)
+        await listener.until(marker[0])
+        assert listener.ids == [*sent_x, block, *stored_y, *marker]
+
+        # Y leaves and comes back: what Y was sent is forgotten (it may come again), X's is kept.
+        await listener.command({"xpubs": ["X"]})
+        await listener.command({"xpubs": ["X", "Y"], "since": 0})
+        last = await d.call("emit", "X", 1)
+        await listener.until(last[0])
+        assert listener.ids == [*sent_x, block, *stored_y, *marker, *stored_y, *last]
+
+
 async def test_since_after_live_events_sends_only_the_missing_ones() -> None:
     async with running_daemon(SampleDaemon) as d:
         before = await d.call("emit", "X", 3)
