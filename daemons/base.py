@@ -16,6 +16,7 @@ import functools
 import hmac
 import inspect
 import logging
+import signal
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from . import jsonrpc
 from .events import MAX_EVENT_ID, EventStore
+from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -148,6 +150,7 @@ class BaseDaemon:
         app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/spec", self.handle_spec)
         app.router.add_get("/health", self.handle_health)
+        add_fallback_route(app)  # last: other paths and methods get JSON-RPC errors too
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
@@ -191,16 +194,34 @@ class BaseDaemon:
         return self.store.db
 
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM; aiohttp turns both into a graceful shutdown."""
+        """Serve until SIGINT or SIGTERM, then shut down gracefully (websockets are closed with 1001)."""
         logging.basicConfig(
             level=logging.DEBUG if self.settings.debug else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        logging.getLogger("aiohttp.server").addFilter(QuietParseErrors())
         self.ensure_backend_loaded()
-        logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
+        asyncio.run(self.serve())
+
+    def make_runner(self, **kwargs: Any) -> web.AppRunner:
+        """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON."""
+        return DaemonRunner(self.app, **kwargs)
+
+    async def serve(self) -> None:
         # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
         access_log = logging.getLogger("aiohttp.access") if self.settings.debug else None
-        web.run_app(self.app, host=self.settings.host, port=self.settings.port, print=None, access_log=access_log)
+        runner = self.make_runner(access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
+            logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
     # -- HTTP handlers ------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ async def running_daemon(
             data_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="daemon-test-")))
         settings = {"HOST": "127.0.0.1", "PORT": "0", "DATA_PATH": str(data_path), **(env or {})}
         daemon = cls(environ=prefixed(cls.name, settings), env_file=NO_ENV_FILE)
-        runner = web.AppRunner(daemon.app, handle_signals=False)
+        runner = daemon.make_runner()
         await runner.setup()
         try:
             site = web.TCPSite(runner, daemon.settings.host, daemon.settings.port)

@@ -1,0 +1,121 @@
+"""The answers aiohttp gives on its own, given as JSON-RPC errors like every other answer of a daemon.
+
+The contract promises a JSON body for every answer, but three kinds never reach the daemon's handlers:
+
+- a path or method no route serves (404, 405): ``add_fallback_route`` adds a last catch-all route that
+  answers them (public API);
+- a request aiohttp cannot parse (a bad Content-Length, a broken chunk, a malformed request line): its
+  protocol answers 400 before any route or middleware runs. aiohttp has no public hook for that answer, so
+  ``DaemonRunner`` gives its server a ``RequestHandler`` subclass whose ``handle_error`` answers in JSON.
+  It checks that aiohttp still has what this relies on, and otherwise leaves aiohttp's plain-text answer
+  (tests/test_core_http_errors.py fails then, so an aiohttp upgrade that breaks it is seen in CI);
+- aiohttp logs each unparsable request with a traceback at ERROR, quoting the offending bytes: a malformed
+  ``Authorization`` line would put credentials in the log, and garbage would fill it. ``QuietParseErrors``
+  turns such a record into one INFO line that names only the kind of error.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+
+from .jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, dumps
+
+
+def error_body(status: int, message: str) -> str:
+    """A JSON-RPC error without an id: -32600 for what the client got wrong, -32603 for the server's fault."""
+    code = INTERNAL_ERROR if status >= 500 else INVALID_REQUEST
+    return dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": None})
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=error_body(status, message), content_type="application/json", headers=headers
+    )
+
+
+def add_fallback_route(app: web.Application) -> None:
+    """After the real routes: answer every other path (404) or method (405) with a JSON-RPC error."""
+    allowed: dict[str, set[str]] = {}
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        allowed.setdefault(path, set()).add(route.method)
+
+    async def fallback(request: web.Request) -> web.Response:
+        methods = allowed.get(request.path)
+        if methods is None:
+            return error_response(404, f"Not found: {request.path!r} (JSON-RPC is served by POST /)")
+        listed = ", ".join(sorted(methods))
+        return error_response(405, f"Method {request.method} not allowed here: use {listed}", {"Allow": listed})
+
+    app.router.add_route("*", "/{path:.*}", fallback)
+
+
+class JSONErrorRequestHandler(RequestHandler):
+    """aiohttp's connection protocol, with its own error answers (bad framing, 400) in JSON."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; raises if a response went out
+        response = error_response(
+            plain.status, f"Bad HTTP request: {phrase(status)}" if status < 500 else "Internal error"
+        )
+        response.force_close()  # as aiohttp does: after a framing error the stream cannot be trusted
+        return response
+
+
+def phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+class JSONErrorServer(web.Server):
+    """The protocol factory a site listens with, making ``JSONErrorRequestHandler`` connections."""
+
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        handler.__class__ = JSONErrorRequestHandler  # same slots, so only handle_error changes
+        return handler
+
+
+def fits_this_aiohttp() -> bool:
+    """Whether this aiohttp has the pieces the JSON error answers rely on (checked, not assumed)."""
+    runner_hook = getattr(web.AppRunner, "_make_server", None)
+    return callable(runner_hook) and callable(getattr(RequestHandler, "handle_error", None))
+
+
+class DaemonRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparsable requests in JSON."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        if fits_this_aiohttp() and type(server) is web.Server:
+            server.__class__ = JSONErrorServer
+        return server
+
+
+class QuietParseErrors(logging.Filter):
+    """One INFO line, without the request's bytes, instead of an ERROR with traceback per unparsable request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "unparsable HTTP request from %s: %s", (peer, type(exc).__name__)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
