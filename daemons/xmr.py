@@ -353,14 +353,16 @@ class XMRDaemon(BaseDaemon):
     async def wallet_call(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None = None) -> Any:
         """Call ``method`` on the wallet's wallet-rpc; one that may change the wallet voids its snapshot."""
         if method in KEEPS_SNAPSHOT:
-            async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
-                return await client.call(method, params)
+            return await self._call_in_slot(wallet, method, params)
         try:
             with self.snapshots.changing(wallet.key):
-                async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
-                    return await client.call(method, params)
+                return await self._call_in_slot(wallet, method, params)
         finally:
             self._kick(wallet.key)  # the poller's next round reads the changed wallet (and new events) at once
+
+    async def _call_in_slot(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None) -> Any:
+        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+            return await client.call(method, params)
 
     def _kick(self, key: str) -> None:
         kick = self.kicks.get(key)
