@@ -118,50 +118,40 @@ class MoneroRPC:
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Call ``method`` with named params; returns ``result`` or raises a MoneroError."""
         payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or {}}
-        limits = aiohttp.ClientTimeout(total=timeout or self.timeout, sock_connect=CONNECT_TIMEOUT)
-        try:
-            async with (
-                self.session() as session,
-                session.post(f"{self.url}/json_rpc", json=payload, timeout=limits) as response,
-            ):
-                if response.status == 401:
-                    raise MoneroUnauthorized(f"{self.name} at {self.url} rejected the credentials (HTTP 401)")
-                text = await response.text()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-            detail = type(exc).__name__ if not str(exc) else str(exc)
-            raise MoneroUnavailable(f"{self.name} unreachable at {self.url}: {detail}") from exc
-        return self._result(method, status, text)
-
-    async def raw(self, path: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """monerod's other endpoints (``/get_transactions``, ...): plain JSON in and out, with a ``status``."""
-        limits = aiohttp.ClientTimeout(total=timeout or self.timeout, sock_connect=CONNECT_TIMEOUT)
-        try:
-            url = f"{self.url}/{path.lstrip('/')}"
-            async with self.session() as session, session.post(url, json=payload, timeout=limits) as response:
-                if response.status == 401:
-                    raise MoneroUnauthorized(f"{self.name} at {self.url} rejected the credentials (HTTP 401)")
-                text, status = await response.text(), response.status
-        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
-            raise MoneroUnavailable(f"{self.name} unreachable at {self.url}: {type(exc).__name__} {exc}") from exc
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise MoneroBadResponse(f"{self.name} at {self.url} gave a non-JSON answer to {path} (HTTP {status})")
-        return body
-
-    def _result(self, method: str, status: int, text: str) -> Any:
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise MoneroBadResponse(f"{self.name} at {self.url} gave a non-JSON-RPC answer (HTTP {status})")
+        status, text = await self._post("json_rpc", payload, timeout)
+        body = self._json_object(text, f"a non-JSON-RPC answer (HTTP {status})")
         error = body.get("error")
         if isinstance(error, dict):
             raise MoneroRPCError(self.name, method, int(error.get("code", 0)), str(error.get("message", "")))
         if "result" not in body:
             raise MoneroBadResponse(f"{self.name} at {self.url} answered {method} without a result")
         return body["result"]
+
+    async def raw(self, path: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """monerod's other endpoints (``/get_transactions``, ...): plain JSON in and out, with a ``status``."""
+        status, text = await self._post(path.lstrip("/"), payload, timeout)
+        return self._json_object(text, f"a non-JSON answer to {path} (HTTP {status})")
+
+    async def _post(self, path: str, payload: dict[str, Any], timeout: float | None) -> tuple[int, str]:
+        """POST ``payload`` as JSON; the status and text, or MoneroUnauthorized / MoneroUnavailable."""
+        limits = aiohttp.ClientTimeout(total=timeout or self.timeout, sock_connect=CONNECT_TIMEOUT)
+        try:
+            async with (
+                self.session() as session,
+                session.post(f"{self.url}/{path}", json=payload, timeout=limits) as response,
+            ):
+                if response.status == 401:
+                    raise MoneroUnauthorized(f"{self.name} at {self.url} rejected the credentials (HTTP 401)")
+                return response.status, await response.text()
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+            detail = type(exc).__name__ if not str(exc) else str(exc)
+            raise MoneroUnavailable(f"{self.name} unreachable at {self.url}: {detail}") from exc
+
+    def _json_object(self, text: str, what: str) -> dict[str, Any]:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise MoneroBadResponse(f"{self.name} at {self.url} gave {what}")
+        return body
