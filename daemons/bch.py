@@ -26,15 +26,10 @@ from typing import Any
 
 from .base import rpc
 from .bch_events import Report, ThreadBridge
-from .btc import (
-    ADDRESS_INVALID,
-    NETWORK_OFFLINE,
-    REQUEST_NOT_FOUND,
-    TX_NOT_FOUND,
-    BTCDaemon,
-    format_amount,
-)
+from .btc import BTCDaemon
+from .btc_amounts import format_amount
 from .btc_config import parse_server
+from .btc_errors import ADDRESS_INVALID, NETWORK_OFFLINE, REQUEST_NOT_FOUND, TX_NOT_FOUND
 from .btc_events import ReportedState
 from .jsonrpc import INVALID_PARAMS, RPCError
 

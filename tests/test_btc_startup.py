@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from daemons.btc import BTCDaemon, format_amount
+from daemons.btc import BTCDaemon
+from daemons.btc_amounts import format_amount
 from daemons.btc_config import parse_proxy_url
 from daemons.settings import SettingsError
 from tests.btc_support import btc_daemon, call_error, key_pair, raw_payment
@@ -114,7 +115,10 @@ def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 def test_importing_daemons_btc_does_not_import_electrum():
     result = run_python(
-        "import json, sys, daemons.btc, daemons.btc_events, daemons.btc_config\n"
+        "import json, sys, pkgutil, importlib, daemons\n"
+        "for m in pkgutil.iter_modules(daemons.__path__):\n"
+        "    if m.name.startswith('btc'):\n"
+        "        importlib.import_module('daemons.' + m.name)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'electrum')))"
     )
     assert result.returncode == 0, result.stderr

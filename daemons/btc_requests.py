@@ -1,0 +1,114 @@
+"""Payment requests of the BTC daemon in the bitcart SDK's shape, and payment URLs."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from .btc_amounts import format_amount
+from .btc_errors import INVOICE_NOT_FOUND, REQUEST_NOT_FOUND
+from .jsonrpc import INVALID_PARAMS, RPCError
+from .rpc import rpc
+
+
+class RequestsMixin:
+    """add_request/get_request/get_invoice over the wallet's requests, with what was paid to each."""
+
+    def request_tx_hashes(self, wallet: Any, request: Any) -> list[str]:
+        return list(wallet._is_onchain_invoice_paid(request)[2])
+
+    def sent_amount(self, wallet: Any, address: str | None, tx_hashes: list[str]) -> str | None:
+        """What the wallet's transactions ``tx_hashes`` paid to ``address``, in coin units."""
+        total = 0
+        if address:
+            target = self.payment_target(address)
+            for tx_hash in tx_hashes:
+                tx = self.wallet_transaction(wallet, tx_hash)
+                if tx is not None:
+                    total += self.value_paid_to(tx, target)
+        return format_amount(total, self.COIN_DECIMALS)
+
+    def payment_target(self, address: str) -> Any:
+        """The address in the form ``value_paid_to`` compares outputs with (Electrum: the string itself)."""
+        return address
+
+    def value_paid_to(self, tx: Any, target: Any) -> int:
+        """Satoshis a transaction's outputs pay to ``target`` (from ``payment_target``)."""
+        return tx.output_value_for_address(target)
+
+    def find_request(self, wallet: Any, key: str) -> Any:
+        """A request by its id, or the newest one paying to ``key`` as an address (what the SDK passes)."""
+        request = wallet.get_request(key)
+        if request is not None:
+            return request
+        matching = [r for r in wallet.get_sorted_requests() if r.get_address() == key]
+        return matching[-1] if matching else None
+
+    def format_request(self, wallet: Any, request: Any) -> dict[str, Any]:
+        data = wallet.export_request(request)
+        data["expiry"] = request.exp
+        data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
+        return data
+
+    @rpc(requires_wallet=True)
+    async def add_request(
+        self,
+        amount: Decimal | None = None,
+        memo: str = "",
+        expiry: float | None = 3600,
+        force: bool = False,
+        wallet: Any = None,
+    ) -> Any:
+        """Create a payment request on the first unused address (a new one with force=true).
+
+        amount in coin units (a decimal string), expiry in seconds (0 or null: never). Returns the
+        request with amount_BTC, address, URI, status and sent_amount, or false when no unused
+        address is left and force is false."""
+        if amount is not None and amount < 0:
+            raise RPCError(INVALID_PARAMS, "amount must not be negative")
+        if expiry is not None and expiry < 0:
+            raise RPCError(INVALID_PARAMS, "expiry must not be negative")
+        created = await self.commands.add_request(
+            None if amount is None else str(amount),
+            memo,
+            expiration=int(expiry) if expiry else None,
+            force=force,
+            wallet=wallet,
+        )
+        if not created:
+            return created
+        return self.format_request(wallet, wallet.get_request(created["request_id"]))
+
+    @rpc(requires_wallet=True, aliases=("getrequest",))
+    async def get_request(self, key: str, wallet: Any = None) -> dict[str, Any]:
+        """A payment request by its request_id or by its address, with its status and sent_amount."""
+        request = self.find_request(wallet, key)
+        if request is None:
+            raise RPCError(REQUEST_NOT_FOUND, "Request not found")
+        return self.format_request(wallet, request)
+
+    @rpc(requires_wallet=True)
+    async def get_invoice(self, key: str, wallet: Any = None) -> dict[str, Any]:
+        """An invoice by its id: an incoming request (as get_request) or an outgoing invoice."""
+        request = wallet.get_request(key)
+        if request is not None:
+            return self.format_request(wallet, request)
+        invoice = wallet.get_invoice(key)
+        if invoice is None:
+            raise RPCError(INVOICE_NOT_FOUND, "Invoice not found")
+        return wallet.export_invoice(invoice)
+
+    @rpc
+    async def modifypaymenturl(self, url: str, amount: Decimal, divisibility: int | None = None) -> str:
+        """The payment URL (BIP21) with its amount replaced; divisibility fixes the decimals shown."""
+        try:
+            if divisibility is not None:
+                amount = amount.quantize(Decimal(1).scaleb(-divisibility))
+        except InvalidOperation as exc:
+            raise RPCError(INVALID_PARAMS, f"Invalid divisibility {divisibility}") from exc
+        text = format(amount, "f")
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "amount"]
+        query.insert(0, ("amount", text))
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))

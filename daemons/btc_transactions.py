@@ -1,0 +1,102 @@
+"""Transactions and fees of the BTC daemon, over hooks a library with another wallet API overrides."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from .btc_amounts import format_amount
+from .btc_errors import TX_HASH_INVALID, TX_NOT_FOUND
+from .jsonrpc import RPCError
+from .rpc import rpc
+
+
+class TransactionsMixin:
+    """Decoding, sizing and looking up transactions; fee estimates from Electrum's config."""
+
+    def parse_tx(self, raw_tx: str) -> Any:
+        return self.electrum.transaction.tx_from_any(raw_tx)
+
+    @rpc
+    async def get_tx_size(self, raw_tx: str) -> int:
+        """Estimated virtual size in bytes of a raw or partial (PSBT) transaction."""
+        return self.parse_tx(raw_tx).estimated_size()
+
+    @rpc
+    async def get_tx_hash(self, raw_tx: str) -> str | None:
+        """The txid of a raw transaction."""
+        return self.parse_tx(raw_tx).txid()
+
+    @rpc
+    async def get_default_fee(self, tx: str | int) -> str | None:
+        """The fee (in coin units) Electrum would pay for a transaction, given raw or its size in bytes."""
+        size = tx if isinstance(tx, int) else await self.get_tx_size(tx)
+        return format_amount(self.electrum_config.estimate_fee(size), self.COIN_DECIMALS)
+
+    @rpc
+    async def recommended_fee(self, target: int) -> int | None:
+        """Fee rate in sat/kvB to confirm within ``target`` blocks (null without server estimates)."""
+        return self.electrum_config.eta_target_to_fee(target)
+
+    @rpc(requires_wallet=True)
+    async def get_used_fee(self, tx_hash: str, wallet: Any = None) -> str | None:
+        """The fee a wallet transaction paid (null when the wallet cannot know its inputs' values)."""
+        self.check_tx_hash(tx_hash)
+        tx = self.wallet_transaction(wallet, tx_hash)
+        if tx is None:
+            raise RPCError(TX_NOT_FOUND, "Transaction not in wallet.")
+        return format_amount(wallet.get_wallet_delta(tx).fee, self.COIN_DECIMALS)
+
+    @staticmethod
+    def check_tx_hash(tx_hash: str) -> None:
+        """64 hex digits, as Electrum's is_hash256_str checks (Electron Cash has no such helper)."""
+        if not isinstance(tx_hash, str) or len(tx_hash) != 64 or any(c not in string.hexdigits for c in tx_hash):
+            raise RPCError(TX_HASH_INVALID, f"{tx_hash!r} should be a transaction hash")
+
+    @rpc(requires_network=True)
+    async def get_transaction(self, tx_hash: str, wallet: Any = None) -> dict[str, Any]:
+        """A transaction decoded (inputs, outputs) with its confirmations, from the wallet or the server."""
+        self.check_tx_hash(tx_hash)
+        tx = self.wallet_transaction(wallet, tx_hash) if wallet is not None else None
+        if tx is None:
+            tx = await self.server_transaction(tx_hash)
+        data = self.tx_json(tx, tx_hash)
+        data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
+        return data
+
+    async def confirmations(self, tx_hash: str, tx: Any, wallet: Any) -> int:
+        """From the wallet when it holds the transaction, else from the server's history of its outputs."""
+        if wallet is not None and self.wallet_transaction(wallet, tx_hash) is not None:
+            return max(self.wallet_tx_confirmations(wallet, tx_hash), 0)
+        for scripthash in self.output_scripthashes(tx):
+            for item in await self.server_history(scripthash):
+                if item["tx_hash"] == tx_hash:
+                    height = int(item["height"])
+                    return 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
+        return 0
+
+    # Hooks over the library's wallet and server API (Electron Cash's differ: the BCH daemon overrides them).
+
+    def wallet_transaction(self, wallet: Any, tx_hash: str) -> Any:
+        """The wallet's copy of a transaction, or None."""
+        return wallet.db.get_transaction(tx_hash)
+
+    def wallet_tx_confirmations(self, wallet: Any, tx_hash: str) -> int:
+        """Confirmations of a transaction the wallet holds (0 or less: unconfirmed)."""
+        return int(wallet.adb.get_tx_height(tx_hash).conf)
+
+    async def server_transaction(self, tx_hash: str) -> Any:
+        """A transaction fetched from the server (an error when the server has none)."""
+        return self.parse_tx(await self.network.get_transaction(tx_hash))
+
+    def tx_json(self, tx: Any, tx_hash: str) -> dict[str, Any]:
+        """The decoded transaction get_transaction returns."""
+        return tx.to_json()
+
+    def output_scripthashes(self, tx: Any) -> list[str]:
+        """The Electrum-protocol script hashes of the outputs that pay to an address, in output order."""
+        return [self.electrum.bitcoin.address_to_scripthash(o.address) for o in tx.outputs() if o.address]
+
+    async def server_history(self, scripthash: str) -> list[dict[str, Any]]:
+        """The server's history ({tx_hash, height} items) of a script hash."""
+        return await self.network.get_history_for_scripthash(scripthash)
