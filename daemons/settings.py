@@ -53,7 +53,8 @@ def parse_positive_float(value: Any) -> float:
     return number
 
 
-SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL", "LOGIN")
+# URL: a backend URL may carry user:password@ (daemons.urls takes it out, but a bad value is never parsed).
+SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL", "LOGIN", "URL")
 
 
 def is_secret_name(name: str) -> bool:
