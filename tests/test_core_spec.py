@@ -89,3 +89,36 @@ def test_merge_and_validation_rules(tmp_path):
         validate_spec({"version": 1, "exceptions": {}})
     with pytest.raises(ValueError):
         validate_spec({"version": "1", "exceptions": {"abc": {"exc_name": "A", "docstring": "a"}}})
+
+
+# One exception name per situation, whatever the daemon (issue 13): (daemon, code) -> the name.
+# The names are those the bitcart SDK's documentation and bitcart's merchant server catch.
+SITUATIONS = {
+    "TxNotFoundError": {"btc": "-32002", "bch": "-32002", "xmr": "-32015"},
+    "InvalidTxHashError": {"btc": "-32001", "bch": "-32001", "xmr": "-32016"},
+    "RequestNotFoundError": {"btc": "-32003", "bch": "-32003", "xmr": "-32017"},
+    "InvalidAddressError": {"btc": "-32004", "bch": "-32004", "xmr": "-32013"},
+    "NotEnoughFundsError": {"btc": "-32006", "bch": "-32006", "xmr": "-32014"},
+    "UnsupportedWalletOperationError": {"btc": "-32019", "bch": "-32019", "xmr": "-32018"},
+}
+SHARED = {"-32000": "WalletNotLoadedError", "-32005": "LoadingWalletError"}
+DAEMON_SPECS = ("btc", "bch", "xmr", "xmrig", "bitmessage")
+
+
+def test_one_exception_name_per_situation_across_the_five_daemons():
+    base = load_spec("base")
+    merged = {name: load_spec(name) for name in DAEMON_SPECS}
+    for code, name in SHARED.items():
+        assert base["exceptions"][code]["exc_name"] == name
+        for daemon in DAEMON_SPECS:
+            own = json.loads((Path(SPEC_DIR) / f"{daemon}.json").read_text())
+            assert code not in own.get("exceptions", {}), f"{daemon} redefines the shared {code}"
+            assert merged[daemon]["exceptions"][code]["exc_name"] == name
+    for name, codes in SITUATIONS.items():
+        for daemon, code in codes.items():
+            assert merged[daemon]["exceptions"][code]["exc_name"] == name, (daemon, code)
+    # A name means one situation: no daemon uses it for another code than the table's.
+    for daemon in DAEMON_SPECS:
+        for code, exc in merged[daemon]["exceptions"].items():
+            if exc["exc_name"] in SITUATIONS:
+                assert SITUATIONS[exc["exc_name"]].get(daemon) == code, (daemon, code, exc["exc_name"])
