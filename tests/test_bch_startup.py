@@ -99,3 +99,23 @@ def test_results_are_made_json_safe():
 
     data = {"address": Address((0, b"\x00")), "outputs": [(Address((1,)), 5)], "raw": b"\x01\x02"}
     assert to_json(data) == {"address": "qq" + "0" * 40, "outputs": [["qq" + "0" * 40, 5]], "raw": "0102"}
+
+
+# BIP-32 test vector 1's master public key: a valid mainnet xpub, as a string (no library needed).
+BIP32_XPUB = (
+    "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"
+)
+
+
+async def test_mistyped_extended_keys_are_refused_before_electron_cash_sees_them():
+    from daemons.jsonrpc import RPCError, WalletIdentity
+
+    daemon = make()  # Electron Cash is not loaded: the refusal must come before the library is asked
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    typos = [BIP32_XPUB[:i] + c + BIP32_XPUB[i + 1 :] for i in range(4, len(BIP32_XPUB)) for c in alphabet[::7]]
+    typos = [typo for typo in typos if typo != BIP32_XPUB]  # the prefix kept: the typo still looks like an xpub
+    for typo in [*typos, BIP32_XPUB.replace("xpub", "Zprv", 1), BIP32_XPUB + "1"]:
+        assert await daemon.validatekey(typo) is False
+        with pytest.raises(RPCError) as info:
+            await daemon.load_wallet(WalletIdentity(key=typo))
+        assert info.value.code == -32005 and "not a valid extended key" in info.value.message

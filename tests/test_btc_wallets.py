@@ -159,3 +159,32 @@ async def test_local_payment_emits_new_transaction_and_new_payment_once():
         assert await d.call("addtransaction", raw, xpub=vpub) == txid  # Electrum accepts it again...
         await asyncio.sleep(0.1)
         assert await d.call("get_updates", xpub=vpub) == []  # ...but nothing is reported twice
+
+
+def one_character_typos(key: str) -> list[str]:
+    """Every position of ``key`` changed to every third base58 digit: ~2,000 typos of a 111-character key."""
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    return [key[:i] + c + key[i + 1 :] for i in range(len(key)) for c in alphabet[::3] if c != key[i]]
+
+
+async def test_mistyped_extended_keys_are_refused_never_loaded_as_seed_wallets(tmp_path):
+    async with btc_daemon(data_path=tmp_path) as d:
+        from electrum import keystore
+
+        vpub = key_pair(11, "p2wpkh").xpub
+        typos = one_character_typos(vpub)
+        # The danger is real: Electrum takes some of these typos for seeds (1 in ~256 strings).
+        seed_shaped = [typo for typo in typos if keystore.is_seed(typo)]
+        assert len(typos) > 2000 and seed_shaped
+        answers = [await d.call("validatekey", typo) for typo in typos]
+        assert not any(answers)
+        for typo in [*seed_shaped, " " + seed_shaped[0], seed_shaped[0].replace("vpub", "tprv", 1)]:
+            code, message = await call_error(d, "getbalance", xpub=typo)
+            assert code == -32005 and "not a valid extended key" in message
+            assert typo.strip() not in message
+        assert d.daemon.wallets == {} and d.daemon.wallet_loads == 0
+        assert not list(tmp_path.rglob("wallets/*"))
+        # The key itself, an Electrum seed and a master private key still load.
+        for key in (vpub, make_seed("segwit"), key_pair(11, "p2wpkh").xprv):
+            assert await d.call("validatekey", key) is True
+            assert (await d.call("getbalance", xpub=key))["confirmed"] == "0"
