@@ -2,8 +2,45 @@
 
 from __future__ import annotations
 
-from .jsonrpc import INVALID_PARAMS, RPCError
+import hashlib
+
+from .jsonrpc import INVALID_PARAMS, WALLET_LOAD_FAILED, RPCError
 from .rpc import rpc
+
+# Version prefixes of BIP-32 extended keys (SLIP-132 spellings included) on Bitcoin and Bitcoin Cash networks.
+EXTENDED_KEY_PREFIXES = frozenset(
+    {
+        *("xpub", "ypub", "zpub", "tpub", "upub", "vpub", "Ypub", "Zpub", "Upub", "Vpub"),
+        *("xprv", "yprv", "zprv", "tprv", "uprv", "vprv", "Yprv", "Zprv", "Uprv", "Vprv"),
+    }
+)
+BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+BASE58_DIGITS = {char: value for value, char in enumerate(BASE58_ALPHABET)}
+EXTENDED_KEY_BYTES = 78  # version, depth, parent fingerprint, child number, chain code, key
+EXTENDED_KEY_CHARS = 112  # 82 bytes (with the checksum) never take more base58 digits than this
+
+
+def looks_like_extended_key(key: str) -> bool:
+    """Whether a string starts the way an extended key does, so it must be one (never a seed)."""
+    return key.strip()[:4] in EXTENDED_KEY_PREFIXES
+
+
+def is_base58check_extended_key(key: str) -> bool:
+    """Whether ``key`` is base58check of 78 bytes: a one-character typo breaks the checksum.
+
+    Pure Python over at most ``EXTENDED_KEY_CHARS`` digits, so its cost is bounded whatever the input.
+    """
+    if not 0 < len(key) <= EXTENDED_KEY_CHARS or any(char not in BASE58_DIGITS for char in key):
+        return False
+    number = 0
+    for char in key:
+        number = number * 58 + BASE58_DIGITS[char]
+    zeros = len(key) - len(key.lstrip("1"))
+    data = b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
+    payload, checksum = data[:-4], data[-4:]
+    if len(payload) != EXTENDED_KEY_BYTES:
+        return False
+    return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == checksum
 
 
 class KeysMixin:
@@ -13,9 +50,37 @@ class KeysMixin:
         keystore = self.electrum.keystore
         return bool(self.electrum.bip32.is_xpub(key) or keystore.is_old_mpk(key))
 
+    def is_master_key(self, key: str) -> bool:
+        """Whether the library takes ``key`` as a master key of this network."""
+        return bool(self.electrum.keystore.is_master_key(key))
+
+    def malformed_extended_key(self, key: str) -> bool:
+        """A string shaped like an extended key that is not a valid one for this network.
+
+        Electrum takes any text whose HMAC has a seed version prefix as a seed (about 1 in 256
+        strings), so without this check a mistyped xpub would become a spending wallet whose
+        addresses nobody watches. The pure checksum test runs first: typos never reach the library.
+        """
+        if not looks_like_extended_key(key):
+            return False
+        return not (is_base58check_extended_key(key) and self.is_master_key(key))
+
+    def check_extended_key(self, key: str) -> None:
+        """Refuse (-32005) a string that starts like an extended key but is not a valid one."""
+        if self.malformed_extended_key(key):
+            raise RPCError(
+                WALLET_LOAD_FAILED,
+                "Seed or key not recognized: it starts like an extended key but is not a valid extended key "
+                "for this network (a mistyped key?)",
+            )
+
     @rpc
     async def validatekey(self, key: str) -> bool:
-        """Whether key restores a wallet on this network: a master public or private key, or an Electrum seed."""
+        """Whether key restores a wallet on this network: a master public or private key, or an Electrum seed.
+
+        A string that starts like an extended key (xpub, vpub, ...) is valid only as one, never as a seed."""
+        if self.malformed_extended_key(key):
+            return False
         keystore = self.electrum.keystore
         try:
             if keystore.is_master_key(key):

@@ -30,6 +30,7 @@ class WalletsMixin:
         return self.wallet_dir() / hashlib.sha256(key.encode()).hexdigest()
 
     async def load_wallet(self, identity: WalletIdentity) -> Any:
+        self.check_extended_key(identity.key)
         self.wallet_loads += 1
         if identity.diskless:
             wallet = await asyncio.to_thread(self.restore_wallet, identity.key, None)
