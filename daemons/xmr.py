@@ -1,16 +1,15 @@
 """XMR daemon: Monero payments through monero-wallet-rpc (and monerod for the chain).
 
 A proxy in front of real wallet-rpc processes speaking their JSON-RPC (daemons/xmr_client.py), with the
-method shapes the bitcart SDK's XMR class expects. Payment requests each get their own subaddress; a poller
-per wallet asks wallet-rpc for incoming transfers (pool included) and turns status changes into durable
-events (daemons/xmr_requests.py).
+method shapes the bitcart SDK's XMR class expects. Payment requests each get their own subaddress
+(daemons/xmr_requests.py); a poller per wallet asks wallet-rpc for incoming transfers (pool included) and
+turns status changes into durable events (daemons/xmr_poller.py).
 
-Several wallets: wallet-rpc holds one open wallet per process, and opening one costs ~2 s of CPU here
-(``open_wallet``; ``generate_from_keys`` ~3 s), so switching one process between wallets would serialize
-every call behind seconds of CPU. By default the daemon runs and supervises one wallet-rpc per wallet,
-each wallet staying open (~25-30 MB RSS per process), up to ``XMR_MAX_WALLET_RPC``; only beyond that cap,
-or with a single external wallet-rpc (``XMR_WALLET_RPC_URL``), does the least recently used process switch
-wallets. See daemons/xmr_pool.py, and bench/xmr_bench.py for the measurements.
+Several wallets: wallet-rpc holds one open wallet per process, and opening one costs ~2 s of CPU here, so by
+default the daemon runs and supervises one wallet-rpc per wallet, up to ``XMR_MAX_WALLET_RPC``; beyond that
+cap, or with a single external wallet-rpc (``XMR_WALLET_RPC_URL``), the least recently used process switches
+wallets (daemons/xmr_walletrpc.py, daemons/xmr_pool.py; bench/xmr_bench.py has the measurements).
+Which wallet-rpc methods pass through and which are refused: daemons/xmr_methods.py.
 
 ``getbalance`` and ``get_height`` answer from the poller's snapshot of wallet-rpc's own answers, which
 equals what a direct call would return (daemons/xmr_snapshot.py says why): no second HTTP round trip.
@@ -22,102 +21,40 @@ wallet-rpc: checking keys and addresses, and offline subaddresses.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import re
 import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
 from .settings import SettingsError, parse_positive_float, parse_positive_int
 from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable
+from .xmr_methods import FORBIDDEN_METHODS, WALLET_RPC_METHODS
+from .xmr_poller import REORG_MARGIN, Poller
 from .xmr_pool import WalletPool
-from .xmr_process import WalletRPCProcess, fits_config_file
-from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, from_atomic, now, to_atomic
-from .xmr_snapshot import KEEPS_SNAPSHOT, Snapshot, Snapshots
+from .xmr_process import fits_config_file
+from .xmr_requests import PaymentRequest, RequestStore, from_atomic, now, to_atomic, transfer_entry
+from .xmr_snapshot import Snapshot
 from .xmr_wallet import (
     InvalidIdentity,
     WalletTable,
     XMRWallet,
-    file_password,
     identity_secrets,
     load_monero,
     parse_address,
     wallet_key_of,
 )
+from .xmr_walletrpc import WalletRPCs, external_pool, split_login, supervised_pool
 
 logger = logging.getLogger(__name__)
 
 TXID = re.compile(r"^[0-9a-fA-F]{64}$")
-REORG_MARGIN = 20  # blocks re-read below the tip by get_transfers, in case of a reorganisation
-BLOCK_POLL_INTERVAL = 0.25  # get_block_count is cheap; a new block kicks every wallet's poller at once
-BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
 MAX_SUBADDRESS_SKIPS = 1000  # subaddresses handed out again after a wallet-rpc crash lost its counter
 TYPICAL_TX_WEIGHT = 2200  # a 2-input, 2-output transaction on regtest weighed 2166
-
-# wallet-rpc 0.18's methods that pass through to the wallet's wallet-rpc (our own @rpc methods win on a
-# clash): those that leave the wallet's height and balances alone (daemons/xmr_snapshot.py), and these,
-# which may change them and so void the wallet's snapshot while they run.
-WALLET_CHANGING_METHODS = frozenset(
-    {
-        "create_account",
-        "transfer",
-        "transfer_split",
-        "sign_transfer",
-        "submit_transfer",
-        "sweep_dust",
-        "sweep_unmixable",
-        "sweep_all",
-        "sweep_single",
-        "relay_tx",
-        "rescan_blockchain",
-        "import_outputs",
-        "import_key_images",
-        "refresh",
-        "rescan_spent",
-        "prepare_multisig",
-        "make_multisig",
-        "export_multisig_info",
-        "import_multisig_info",
-        "finalize_multisig",
-        "exchange_multisig_keys",
-        "sign_multisig",
-        "submit_multisig",
-        "freeze",
-        "thaw",
-    }
-)
-WALLET_RPC_METHODS = KEEPS_SNAPSHOT | WALLET_CHANGING_METHODS
-# These would open, close, replace or re-point the wallet the daemon manages: refused.
-FORBIDDEN_METHODS = [
-    "open_wallet",
-    "close_wallet",
-    "stop_wallet",
-    "create_wallet",
-    "generate_from_keys",
-    "restore_deterministic_wallet",
-    "change_wallet_password",
-    "set_daemon",
-    "auto_refresh",  # the poller refreshes every wallet; wallet-rpc's own refreshes would void snapshots unseen
-    "start_mining",
-    "stop_mining",
-    "set_log_level",
-    "set_log_categories",
-]
-
-
-def split_login(value: str) -> tuple[str | None, str | None]:
-    if not value:
-        return None, None
-    user, _, password = value.partition(":")
-    return user, password
 
 
 def non_negative_int(value: Any) -> int:
@@ -125,11 +62,6 @@ def non_negative_int(value: Any) -> int:
     if number < 0:
         raise ValueError("must be zero or more")
     return number
-
-
-def host_port(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 18081}"
 
 
 class XMRDaemon(BaseDaemon):
@@ -167,51 +99,53 @@ class XMRDaemon(BaseDaemon):
     async def start_backend(self) -> None:
         user, password = split_login(self.monerod_login)
         self.monerod = MoneroRPC(self.monerod_url, name="monerod", login=user, password=password, timeout=10.0)
-        self.pool = self._make_pool()
         self.requests = RequestStore(self.state_db)
-        self.snapshots = Snapshots()
         self.table = WalletTable(self.state_db)
-        self.chain_height = self.table.state("height") or 0
-        self.pollers: dict[str, asyncio.Task[None]] = {}
-        self._openers: dict[str, Callable[[MoneroRPC], Any]] = {}
-        self.kicks: dict[str, asyncio.Event] = {}
+        secret_path = self.settings.data_path / "xmr_wallet_secret"
+        self.wallet_rpcs = WalletRPCs(self._make_pool(), self.table, secret_path, on_change=self._kick)
+        self.poller = Poller(
+            self.monerod,
+            self.wallet_rpcs,
+            self.requests,
+            self.table,
+            self.notify,
+            self.confirmations,
+            self.poll_interval,
+        )
         self.wallet_dir.mkdir(parents=True, exist_ok=True)
         for wallet in self.table.known():
             if wallet.created:  # a wallet whose file exists survives restarts; it is watched right away
                 self.wallets[wallet.key] = wallet
-                self._start_poller(wallet)
-        self.block_task = asyncio.ensure_future(self._poll_blocks())
+                self.poller.start_wallet(wallet)
+        self.poller.start()
 
     def _make_pool(self) -> WalletPool:
         if self.wallet_rpc_url:
-            user, password = split_login(self.wallet_rpc_login)
-            external = MoneroRPC(self.wallet_rpc_url, login=user, password=password, timeout=self.rpc_timeout)
-            return WalletPool(1, external=external)
-        logs = self.settings.data_path / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        private = self.settings.data_path / "wallet-rpc"  # the processes' credential files, while they start
-        private.mkdir(mode=0o700, exist_ok=True)
-        private.chmod(0o700)
+            return external_pool(self.wallet_rpc_url, self.wallet_rpc_login, self.rpc_timeout)
+        return supervised_pool(
+            self.wallet_rpc_binary,
+            self.monerod_url,
+            self.monerod_login,
+            self.wallet_dir,
+            self.settings.data_path,
+            self.settings.network,
+            self.max_wallet_rpc,
+            self.rpc_timeout,
+        )
 
-        def make_process(index: int) -> WalletRPCProcess:
-            return WalletRPCProcess(
-                self.wallet_rpc_binary,
-                host_port(self.monerod_url),
-                self.wallet_dir,
-                logs / f"wallet-rpc-{index}.log",
-                private / f"wallet-rpc-{index}.conf",
-                self.settings.network,
-                self.monerod_login or None,
-                self.rpc_timeout,
-            )
+    def _kick(self, key: str) -> None:
+        self.poller.kick(key)
 
-        return WalletPool(self.max_wallet_rpc, make_process=make_process)
+    @property
+    def pool(self) -> WalletPool:
+        return self.wallet_rpcs.pool
+
+    @property
+    def chain_height(self) -> int:
+        return self.poller.chain_height
 
     async def stop_backend(self) -> None:
-        tasks = [self.block_task, *self.pollers.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.poller.stop()
         await self.pool.close()
         await self.monerod.close()
 
@@ -222,21 +156,9 @@ class XMRDaemon(BaseDaemon):
             body["monerod"] = "ok"
         except MoneroError as exc:
             body["monerod"] = str(exc)
-        body["wallet_rpc"] = await self._wallet_rpc_health()
+        body["wallet_rpc"] = await self.wallet_rpcs.health(self.wallet_rpc_binary)
         healthy = body["monerod"] == "ok" and body["wallet_rpc"] == "ok"
         return {"status": "ok" if healthy else "backend_unavailable", **body}
-
-    async def _wallet_rpc_health(self) -> str:
-        if self.pool.external is not None:
-            try:
-                await self.pool.external.call("get_version", timeout=3.0)
-            except MoneroError as exc:
-                return str(exc)
-            return "ok"
-        if shutil.which(self.wallet_rpc_binary) is None:
-            return f"wallet-rpc unreachable: {self.wallet_rpc_binary} not found"
-        down = [p.pid for p in self.pool.processes() if not p.ready]
-        return "ok" if not down else f"wallet-rpc unreachable: {len(down)} process(es) restarting"
 
     # -- wallets ----------------------------------------------------------------------------------
 
@@ -279,7 +201,7 @@ class XMRDaemon(BaseDaemon):
                 pass  # offline: the poller makes the file once wallet-rpc is back; offline methods work meanwhile
             except MoneroUnauthorized as exc:
                 raise RPCError(-32012, str(exc)) from None
-        self._start_poller(wallet)
+        self.poller.start_wallet(wallet)
         return wallet
 
     async def _restore_height(self) -> int:
@@ -291,169 +213,16 @@ class XMRDaemon(BaseDaemon):
         return max(0, int(count) - 1 - REORG_MARGIN)
 
     async def unload_wallet(self, key: str, wallet: Any) -> None:
-        self._openers.pop(key, None)
-        self.snapshots.forget(key)
-        task = self.pollers.pop(key, None)
-        if task is not None:
-            task.cancel()
-
-    def _opener(self, wallet: XMRWallet) -> Callable[[MoneroRPC], Any]:
-        opener = self._openers.get(wallet.key)
-        if opener is None:
-            opener = self._openers[wallet.key] = self._make_opener(wallet)
-        return opener
-
-    def _make_opener(self, wallet: XMRWallet) -> Callable[[MoneroRPC], Any]:
-        password = file_password(self.settings.data_path / "xmr_wallet_secret", wallet.filename)
-
-        async def open_or_create(client: MoneroRPC) -> None:
-            await open_or_create_file(client)
-            # the poller refreshes the wallet itself; wallet-rpc refreshing on its own (every 20 s by
-            # default) would change the wallet behind the snapshot's back (daemons/xmr_snapshot.py)
-            await client.call("auto_refresh", {"enable": False})
-
-        async def open_or_create_file(client: MoneroRPC) -> None:
-            if not wallet.created:
-                if wallet.secret is None:
-                    raise MoneroUnavailable("wallet not ready: send a request with its keys again")
-                try:
-                    await client.call(*self._creation(wallet, password))
-                except MoneroRPCError as exc:
-                    if "already exists" not in exc.message:
-                        raise
-                    # an earlier attempt timed out on our side but wallet-rpc finished it: it may be open here
-                    if await self._is_open_in(client, wallet):
-                        self._mark_created(wallet)
-                        return
-                else:
-                    self._mark_created(wallet)
-                    return
-                self._mark_created(wallet)
-            await client.call("open_wallet", {"filename": wallet.filename, "password": password})
-
-        return open_or_create
-
-    def _mark_created(self, wallet: XMRWallet) -> None:
-        wallet.created, wallet.secret = True, None
-        self.table.save(wallet)
-
-    async def _is_open_in(self, client: MoneroRPC, wallet: XMRWallet) -> bool:
-        try:
-            return (await client.call("get_address", {"account_index": 0}))["address"] == wallet.address
-        except MoneroRPCError:
-            return False
-
-    def _creation(self, wallet: XMRWallet, password: str) -> tuple[str, dict[str, Any]]:
-        assert wallet.secret is not None
-        common = {"filename": wallet.filename, "password": password, "restore_height": wallet.restore_height}
-        if wallet.view_only:
-            return "generate_from_keys", {**common, "address": wallet.address, "viewkey": wallet.secret}
-        return "restore_deterministic_wallet", {**common, "seed": wallet.secret, "language": "English"}
+        self.wallet_rpcs.forget(key)
+        self.poller.stop_wallet(key)
 
     async def wallet_call(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None = None) -> Any:
         """Call ``method`` on the wallet's wallet-rpc; one that may change the wallet voids its snapshot."""
-        if method in KEEPS_SNAPSHOT:
-            return await self._call_in_slot(wallet, method, params)
-        try:
-            with self.snapshots.changing(wallet.key):
-                return await self._call_in_slot(wallet, method, params)
-        finally:
-            self._kick(wallet.key)  # the poller's next round reads the changed wallet (and new events) at once
-
-    async def _call_in_slot(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None) -> Any:
-        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
-            return await client.call(method, params)
-
-    def _kick(self, key: str) -> None:
-        kick = self.kicks.get(key)
-        if kick is not None:
-            kick.set()
+        return await self.wallet_rpcs.call(wallet, method, params)
 
     def snapshot(self, wallet: XMRWallet) -> Snapshot | None:
         """What wallet-rpc would answer to get_height and get_balance now, if the poller has it."""
-        return self.snapshots.get(wallet.key, self.pool.epoch(wallet.filename))
-
-    # -- events -----------------------------------------------------------------------------------
-
-    async def _emit(self, event: str, fields: dict[str, Any], wallet: str | None, record: Callable[[], None]) -> None:
-        """Store the event and ``record`` that it was reported in one transaction: never twice, never lost."""
-        await self.notify(event, fields, wallet, also=lambda db: record())
-
-    async def _poll_blocks(self) -> None:
-        while True:
-            try:
-                count = int((await self.monerod.call("get_block_count", timeout=5.0))["count"])
-                await self._report_blocks(count)
-            except MoneroError as exc:
-                logger.debug("block poll failed: %s", exc)
-            except Exception:
-                logger.exception("block poll failed")
-            await asyncio.sleep(min(self.poll_interval, BLOCK_POLL_INTERVAL))
-
-    async def _report_blocks(self, count: int) -> None:
-        last = self.table.state("height")
-        first = count if last is None else max(last + 1, count - BLOCK_CATCHUP + 1)
-        for height in range(first, count + 1):
-            await self._emit("new_block", {"height": height}, None, lambda h=height: self.table.set_state("height", h))
-        if count > self.chain_height:
-            self.chain_height = count
-            for kick in self.kicks.values():
-                kick.set()
-        self.chain_height = count
-
-    def _start_poller(self, wallet: XMRWallet) -> None:
-        if wallet.key in self.pollers and not self.pollers[wallet.key].done():
-            return
-        self.kicks[wallet.key] = asyncio.Event()
-        self.pollers[wallet.key] = asyncio.ensure_future(self._poll_wallet_forever(wallet))
-
-    async def _poll_wallet_forever(self, wallet: XMRWallet) -> None:
-        kick = self.kicks[wallet.key]
-        while True:
-            kick.clear()
-            try:
-                await self.poll_wallet(wallet)
-            except MoneroError as exc:
-                logger.debug("poll of %s failed: %s", wallet.key, exc)
-            except Exception:
-                logger.exception("poll of %s failed", wallet.key)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(kick.wait(), self.poll_interval)
-
-    async def poll_wallet(self, wallet: XMRWallet) -> None:
-        """One round: refresh, read incoming transfers, report new ones and request status changes."""
-        pending = self.requests.pending(wallet.key)
-        low = min([r.height for r in pending] + [wallet.scan_from]) - 1
-        mark = self.snapshots.mark(wallet.key)
-        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
-            epoch = self.pool.epoch(wallet.filename)
-            try:
-                await client.call("refresh")
-                params = {"in": True, "pool": True, "account_index": 0, "filter_by_height": True}
-                found = await client.call("get_transfers", {**params, "min_height": max(0, low)})
-                height = int((await client.call("get_height"))["height"])
-                balance = await client.call("get_balance", {"account_index": 0})
-            except BaseException:
-                self.snapshots.forget(wallet.key)  # it may have refreshed without our reading the result
-                raise
-        # taken before the events below go out, so a client reacting to one sees the same wallet state
-        self.snapshots.store(wallet.key, mark, epoch, height, balance)
-        entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
-        transfers = [Transfer.from_rpc(entry) for entry in entries]
-        for transfer in transfers:
-            if not self.table.seen(wallet.key, transfer.txid):
-                record = lambda t=transfer: self.table.mark_seen(wallet.key, t.txid)  # noqa: E731
-                await self._emit("new_transaction", {"tx": transfer.txid}, wallet.key, record)
-        for request in pending:
-            await self._update_request(request, transfers)
-        wallet.scan_from = max(wallet.scan_from, self.chain_height - REORG_MARGIN)
-
-    async def _update_request(self, request: PaymentRequest, transfers: list[Transfer]) -> None:
-        status, sent, hashes = evaluate(request, transfers, self.confirmations, now())
-        if (status, sent, hashes) == (request.status, request.sent, request.tx_hashes):
-            return
-        request.status, request.sent, request.tx_hashes = status, sent, hashes
-        await self._emit("new_payment", request.payment_event(), request.wallet, lambda: self.requests.update(request))
+        return self.wallet_rpcs.snapshot(wallet)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -487,7 +256,7 @@ class XMRDaemon(BaseDaemon):
         wallet-rpc keeps its subaddress counter in memory until it stores the wallet: after a crash it would
         hand out the same subaddress again. So every new one is stored, and one already used is skipped.
         """
-        async with self.pool.session(wallet.filename, self._opener(wallet)) as client:
+        async with self.wallet_rpcs.session(wallet) as client:
             for _ in range(MAX_SUBADDRESS_SKIPS):
                 made = await client.call("create_address", {"account_index": 0, "label": label})
                 await client.call("store")
@@ -551,22 +320,7 @@ class XMRDaemon(BaseDaemon):
         found = await self.wallet_call(wallet, "get_transfers", kinds)
         entries = [entry for group in found.values() if isinstance(group, list) for entry in group]
         entries.sort(key=lambda e: (e.get("timestamp", 0), e.get("txid", "")))
-        return {"transactions": [self._transfer(entry) for entry in entries]}
-
-    def _transfer(self, entry: dict[str, Any]) -> dict[str, Any]:
-        index = entry.get("subaddr_index") or {}
-        return {
-            "tx_hash": entry.get("txid"),
-            "type": entry.get("type"),
-            "amount": from_atomic(int(entry.get("amount", 0))),
-            "fee": from_atomic(int(entry.get("fee", 0))),
-            "height": entry.get("height", 0),
-            "confirmations": entry.get("confirmations", 0),
-            "timestamp": entry.get("timestamp"),
-            "address": entry.get("address"),
-            "subaddress_index": [index.get("major", 0), index.get("minor", 0)],
-            "payment_id": entry.get("payment_id"),
-        }
+        return {"transactions": [transfer_entry(entry) for entry in entries]}
 
     @rpc(aliases=("gettransaction",))
     async def get_transaction(self, tx: str, wallet: XMRWallet | None = None) -> dict:
@@ -575,7 +329,7 @@ class XMRDaemon(BaseDaemon):
             raise RPCError(-32016, "Invalid tx hash: expected 64 hex digits")
         if wallet is not None:
             found = await self.wallet_call(wallet, "get_transfer_by_txid", {"txid": tx, "account_index": 0})
-            return self._transfer(found["transfer"])
+            return transfer_entry(found["transfer"])
         found = await self.monerod.raw("get_transactions", {"txs_hashes": [tx]})
         txs = found.get("txs") or []
         if found.get("status") != "OK" or not txs:

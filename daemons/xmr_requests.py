@@ -88,6 +88,23 @@ class Transfer:
         )
 
 
+def transfer_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A wallet-rpc transfer as ``history`` and ``get_transaction`` show it (12-decimal amounts)."""
+    index = entry.get("subaddr_index") or {}
+    return {
+        "tx_hash": entry.get("txid"),
+        "type": entry.get("type"),
+        "amount": from_atomic(int(entry.get("amount", 0))),
+        "fee": from_atomic(int(entry.get("fee", 0))),
+        "height": entry.get("height", 0),
+        "confirmations": entry.get("confirmations", 0),
+        "timestamp": entry.get("timestamp"),
+        "address": entry.get("address"),
+        "subaddress_index": [index.get("major", 0), index.get("minor", 0)],
+        "payment_id": entry.get("payment_id"),
+    }
+
+
 @dataclass
 class PaymentRequest:
     wallet: str

@@ -1,0 +1,161 @@
+"""Events of XMR wallets by polling wallet-rpc: new blocks from monerod, each wallet's incoming transfers.
+
+monerod's block count is read every ``BLOCK_POLL_INTERVAL`` (it is cheap) and each new block is reported
+once (``new_block``) and kicks every wallet's poller at once; otherwise a wallet is polled every
+``XMR_POLL_INTERVAL``. A poll refreshes the wallet in its wallet-rpc, reads its incoming transfers (pool
+included), keeps the snapshot of its height and balance (daemons/xmr_snapshot.py), and turns what is new into
+durable events: ``new_transaction`` once per transaction, ``new_payment`` on each change of a request's status
+(daemons/xmr_requests.py). What was reported is recorded in the event's own transaction: never twice, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .xmr_client import MoneroError, MoneroRPC
+from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, now
+from .xmr_wallet import WalletTable, XMRWallet
+from .xmr_walletrpc import WalletRPCs
+
+logger = logging.getLogger(__name__)
+
+REORG_MARGIN = 20  # blocks re-read below the tip by get_transfers, in case of a reorganisation
+BLOCK_POLL_INTERVAL = 0.25  # get_block_count is cheap; a new block kicks every wallet's poller at once
+BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
+
+# BaseDaemon.notify: stores an event, running ``also(db)`` in the same transaction, then sends it
+Notify = Callable[..., Awaitable[Any]]
+
+
+class Poller:
+    """The block watcher and one polling task per wallet."""
+
+    def __init__(
+        self,
+        monerod: MoneroRPC,
+        wallet_rpcs: WalletRPCs,
+        requests: RequestStore,
+        table: WalletTable,
+        notify: Notify,
+        confirmations: int,
+        poll_interval: float,
+    ) -> None:
+        self.monerod = monerod
+        self.wallet_rpcs = wallet_rpcs
+        self.requests = requests
+        self.table = table
+        self.notify = notify
+        self.confirmations = confirmations
+        self.poll_interval = poll_interval
+        self.chain_height = table.state("height") or 0
+        self.pollers: dict[str, asyncio.Task[None]] = {}
+        self.kicks: dict[str, asyncio.Event] = {}
+        self.block_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.block_task = asyncio.ensure_future(self._poll_blocks())
+
+    async def stop(self) -> None:
+        tasks = [task for task in (self.block_task, *self.pollers.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def kick(self, key: str) -> None:
+        kick = self.kicks.get(key)
+        if kick is not None:
+            kick.set()
+
+    async def _emit(self, event: str, fields: dict[str, Any], wallet: str | None, record: Callable[[], None]) -> None:
+        """Store the event and ``record`` that it was reported in one transaction: never twice, never lost."""
+        await self.notify(event, fields, wallet, also=lambda db: record())
+
+    # -- blocks -----------------------------------------------------------------------------------
+
+    async def _poll_blocks(self) -> None:
+        while True:
+            try:
+                count = int((await self.monerod.call("get_block_count", timeout=5.0))["count"])
+                await self._report_blocks(count)
+            except MoneroError as exc:
+                logger.debug("block poll failed: %s", exc)
+            except Exception:
+                logger.exception("block poll failed")
+            await asyncio.sleep(min(self.poll_interval, BLOCK_POLL_INTERVAL))
+
+    async def _report_blocks(self, count: int) -> None:
+        last = self.table.state("height")
+        first = count if last is None else max(last + 1, count - BLOCK_CATCHUP + 1)
+        for height in range(first, count + 1):
+            await self._emit("new_block", {"height": height}, None, lambda h=height: self.table.set_state("height", h))
+        if count > self.chain_height:
+            self.chain_height = count
+            for kick in self.kicks.values():
+                kick.set()
+        self.chain_height = count
+
+    # -- wallets ----------------------------------------------------------------------------------
+
+    def start_wallet(self, wallet: XMRWallet) -> None:
+        if wallet.key in self.pollers and not self.pollers[wallet.key].done():
+            return
+        self.kicks[wallet.key] = asyncio.Event()
+        self.pollers[wallet.key] = asyncio.ensure_future(self._poll_wallet_forever(wallet))
+
+    def stop_wallet(self, key: str) -> None:
+        task = self.pollers.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _poll_wallet_forever(self, wallet: XMRWallet) -> None:
+        kick = self.kicks[wallet.key]
+        while True:
+            kick.clear()
+            try:
+                await self.poll_wallet(wallet)
+            except MoneroError as exc:
+                logger.debug("poll of %s failed: %s", wallet.key, exc)
+            except Exception:
+                logger.exception("poll of %s failed", wallet.key)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(kick.wait(), self.poll_interval)
+
+    async def poll_wallet(self, wallet: XMRWallet) -> None:
+        """One round: refresh, read incoming transfers, report new ones and request status changes."""
+        pending = self.requests.pending(wallet.key)
+        low = min([r.height for r in pending] + [wallet.scan_from]) - 1
+        snapshots = self.wallet_rpcs.snapshots
+        mark = snapshots.mark(wallet.key)
+        async with self.wallet_rpcs.session(wallet) as client:
+            epoch = self.wallet_rpcs.epoch(wallet)
+            try:
+                await client.call("refresh")
+                params = {"in": True, "pool": True, "account_index": 0, "filter_by_height": True}
+                found = await client.call("get_transfers", {**params, "min_height": max(0, low)})
+                height = int((await client.call("get_height"))["height"])
+                balance = await client.call("get_balance", {"account_index": 0})
+            except BaseException:
+                snapshots.forget(wallet.key)  # it may have refreshed without our reading the result
+                raise
+        # taken before the events below go out, so a client reacting to one sees the same wallet state
+        snapshots.store(wallet.key, mark, epoch, height, balance)
+        entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
+        transfers = [Transfer.from_rpc(entry) for entry in entries]
+        for transfer in transfers:
+            if not self.table.seen(wallet.key, transfer.txid):
+                record = lambda t=transfer: self.table.mark_seen(wallet.key, t.txid)  # noqa: E731
+                await self._emit("new_transaction", {"tx": transfer.txid}, wallet.key, record)
+        for request in pending:
+            await self._update_request(request, transfers)
+        wallet.scan_from = max(wallet.scan_from, self.chain_height - REORG_MARGIN)
+
+    async def _update_request(self, request: PaymentRequest, transfers: list[Transfer]) -> None:
+        status, sent, hashes = evaluate(request, transfers, self.confirmations, now())
+        if (status, sent, hashes) == (request.status, request.sent, request.tx_hashes):
+            return
+        request.status, request.sent, request.tx_hashes = status, sent, hashes
+        await self._emit("new_payment", request.payment_event(), request.wallet, lambda: self.requests.update(request))
