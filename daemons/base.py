@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .events import MAX_EVENT_ID, EventStore
+from .events import EventStore
 from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
 from .jsonrpc import (
     INTERNAL_ERROR,
@@ -497,8 +497,8 @@ class BaseDaemon:
         The wallet is loaded (if it is not yet), so that a client that only polls is watching it."""
         if identity is None:
             raise RPCError(WALLET_REQUIRED, "get_updates needs a wallet: pass it as the 'xpub' argument")
-        if since is not None and not 0 <= since <= MAX_EVENT_ID:
-            raise RPCError(jsonrpc.INVALID_PARAMS, "'since' must be a non-negative event id")
-        await self.get_wallet(identity)  # a client that only polls is watching the wallet too
         assert self.store is not None
+        if since is not None:
+            self.store.check_since(since)
+        await self.get_wallet(identity)  # a client that only polls is watching the wallet too
         return [event.to_message() for event in self.store.updates_for(self.wallet_key(identity), since)]

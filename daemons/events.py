@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .jsonrpc import json_default
+from .jsonrpc import INVALID_PARAMS, RPCError, json_default
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -125,18 +125,34 @@ class EventStore:
         return [Event(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
 
     def updates_for(self, wallet: str, since: int | None = None, limit: int = 1000) -> list[Event]:
-        """Events for a polling client: after ``since``, or after its previous call without one."""
-        if since is None:
-            row = self.db.execute("SELECT last_id FROM update_cursors WHERE wallet = ?", (wallet,)).fetchone()
-            since = row[0] if row else 0
-        events = self.fetch(since, [wallet], limit)
-        last = events[-1].id if events else max(since, 0)
-        self.db.execute(
-            "INSERT INTO update_cursors (wallet, last_id) VALUES (?, ?) "
-            "ON CONFLICT (wallet) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
-            (wallet, last),
-        )
+        """Events for a polling client: after ``since``, or after its previous call without one.
+
+        Only a call without ``since`` moves the wallet's shared cursor: a client reading with its own
+        cursor must not make the plain pollers of that wallet miss events."""
+        if since is not None:
+            return self.fetch(since, [wallet], limit)
+        row = self.db.execute("SELECT last_id FROM update_cursors WHERE wallet = ?", (wallet,)).fetchone()
+        events = self.fetch(row[0] if row else 0, [wallet], limit)
+        if events:
+            self.db.execute(
+                "INSERT INTO update_cursors (wallet, last_id) VALUES (?, ?) "
+                "ON CONFLICT (wallet) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+                (wallet, events[-1].id),
+            )
         return events
+
+    def check_since(self, since: Any) -> int:
+        """A client's ``since`` cursor, or -32602: not an event id, or above the newest id stored.
+
+        A larger one comes from another (replaced or restored) event log: accepting it would hide
+        every event until the ids catch up, so the client is told at once."""
+        if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since <= MAX_EVENT_ID:
+            raise RPCError(INVALID_PARAMS, "'since' must be a non-negative integer event id")
+        newest = self.last_id()
+        if since > newest:
+            message = f"'since' {since} is above the newest event id {newest}: that cursor is from another event log"
+            raise RPCError(INVALID_PARAMS, message)
+        return since
 
     def prune(self) -> None:
         """Apply retention: drop events older than the age limit, then the oldest beyond the count limit."""

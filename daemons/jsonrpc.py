@@ -23,6 +23,11 @@ WALLET_REQUIRED = -32000
 WALLET_LOAD_FAILED = -32005
 
 IDENTITY_FLAGS = ("diskless", "quiet_mode")
+# The longest wallet key or key-like argument. Longer strings are refused before any parsing: base58
+# decoding (what recognising an xpub or an address costs) grows with the square of the length and
+# runs on the event loop. The longest real key (a 25-word Monero mnemonic in a wide script, a list of
+# a few private keys) stays far below; 1,000 characters decode in about a millisecond.
+MAX_KEY_LENGTH = 1000
 
 
 class RPCError(Exception):
@@ -68,14 +73,31 @@ class Request:
     identity: WalletIdentity | None = None
 
 
+def check_key_text(name: str, value: str) -> str:
+    """A key-like string as it may reach a parser: at most MAX_KEY_LENGTH characters, valid Unicode.
+
+    A lone surrogate (JSON allows ``"\\ud800"``) cannot be encoded, hashed or stored: -32602 here,
+    not an internal error wherever it is first encoded.
+    """
+    if len(value) > MAX_KEY_LENGTH:
+        raise RPCError(INVALID_PARAMS, f"'{name}' is too long: at most {MAX_KEY_LENGTH} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RPCError(INVALID_PARAMS, f"'{name}' is not valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
 def parse_identity(value: Any) -> WalletIdentity:
     """Turn the ``xpub`` argument (a string or an object) into a WalletIdentity."""
     if isinstance(value, str):
-        if not value.strip():
+        if not check_key_text("xpub", value).strip():
             raise RPCError(WALLET_LOAD_FAILED, "Wallet key is empty")
         return WalletIdentity(key=value.strip())
     if isinstance(value, dict):
         key = value.get("xpub")
+        if isinstance(key, str):
+            check_key_text("xpub", key)
         if not isinstance(key, str) or not key.strip():
             raise RPCError(WALLET_LOAD_FAILED, "Wallet object needs a non-empty string 'xpub'")
         flags = {}
@@ -85,6 +107,9 @@ def parse_identity(value: Any) -> WalletIdentity:
                 raise RPCError(INVALID_PARAMS, f"'{flag}' must be true or false")
             flags[flag] = flag_value
         fields = {k: v for k, v in value.items() if k != "xpub" and k not in IDENTITY_FLAGS}
+        for name, field_value in fields.items():  # such as XMR's primary address: decoded like a key
+            if isinstance(field_value, str):
+                check_key_text(name, field_value)
         return WalletIdentity(key=key.strip(), fields=fields, **flags)
     raise RPCError(INVALID_PARAMS, "'xpub' must be a string or an object")
 

@@ -16,9 +16,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .jsonrpc import INVALID_PARAMS, RPCError
+from .jsonrpc import INVALID_PARAMS, RPCError, check_key_text
 
 INJECTED = ("wallet", "identity")
+# Parameters whose strings a backend decodes as keys or addresses (base58, bech32, mnemonics), on any
+# daemon and under any casing: their strings get the identity's length cap (MAX_KEY_LENGTH) before
+# the method runs, so no client string makes a decoder work for long on the event loop.
+KEY_PARAMS = frozenset(
+    {
+        "key", "xpub", "xkey", "xprv", "seed", "mnemonic", "mpk", "privkey", "pubkey", "address",
+        "destination", "txid", "tx_hash", "txhash", "view_key", "spend_key", "toaddress", "fromaddress",
+    }
+)  # fmt: skip
+
+
+def is_key_param(name: str) -> bool:
+    return name.lower() in KEY_PARAMS
+
+
 RPC_ATTRIBUTE = "__rpc__"
 
 
@@ -48,6 +63,7 @@ class RPCMethod:
     _names: tuple[str, ...] | None = field(default=None, repr=False)
     _by_keyword: bool | None = field(default=None, repr=False)
     _exact: dict[str, type] | None = field(default=None, repr=False)
+    _key_names: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -141,16 +157,28 @@ class RPCMethod:
                 raise RPCError(INVALID_PARAMS, f"Invalid params for {self.name}: {exc}") from exc
         # Rebuild against the full signature so injected parameters keep their place.
         arguments: dict[str, Any] = {}
-        checks, exact = self.checks, self.exact
+        checks, exact, keys = self.checks, self.exact, self.key_names
         for name in self.names:
             if name in INJECTED and name in injected:
                 arguments[name] = injected[name]
             elif name in given:
                 value = given[name]
+                if name in keys:
+                    check_key_values(name, value)
                 if name in checks and type(value) is not exact.get(name):
                     value = check_value(name, value, checks[name])
                 arguments[name] = value
         return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type]
+
+    @property
+    def key_names(self) -> frozenset[str]:
+        """The parameters whose strings are keys or addresses (KEY_PARAMS), and ``**kwargs``, which may hold some."""
+        if self._key_names is None:
+            params = self.signature.parameters
+            self._key_names = frozenset(
+                name for name in self.names if is_key_param(name) or params[name].kind is inspect.Parameter.VAR_KEYWORD
+            )
+        return self._key_names
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -243,6 +271,16 @@ def collect_methods(instance: object) -> dict[str, RPCMethod]:
         for key in (method.name, *method.aliases):
             registry[key] = method
     return registry
+
+
+def check_key_values(name: str, value: Any) -> None:
+    """Cap the key-like strings of one argument: the string itself, or the named ones of ``**kwargs``."""
+    if isinstance(value, str):
+        check_key_text(name, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and is_key_param(key):
+                check_key_text(key, item)
 
 
 _SIMPLE = {str, int, float, bool, list, dict, Decimal}

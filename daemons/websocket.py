@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from .events import MAX_EVENT_ID, Event, EventStore
+from .events import Event, EventStore
 from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, RPCError, WalletIdentity, dumps, parse_identity
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,14 @@ class WSClient:
         self.scope = scope
 
 
+def decode_command(text: str) -> Any:
+    """A command's JSON; -32700 for anything else, including nesting too deep for the parser."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise RPCError(PARSE_ERROR, "Parse error: the message is not valid JSON") from None
+
+
 MESSAGE_EVENTS = 64  # events per message at most, so a replay page never makes one huge frame
 
 
@@ -209,7 +217,8 @@ class Hub:
 
     async def on_message(self, client: WSClient, text: str) -> None:
         try:
-            identities = self.apply_command(client, json.loads(text))
+            command = decode_command(text)
+            identities = self.apply_command(client, command)
             # A listener that scopes to a wallet is watching it: load it, so its events start.
             for identity in identities:
                 if self.watch is not None:
@@ -236,11 +245,9 @@ class Hub:
             if not isinstance(command["xpubs"], list):
                 raise ValueError("'xpubs' must be an array")
             identities = [parse_identity(x) for x in command["xpubs"]]
+        since = self.store.check_since(command["since"]) if "since" in command else None
         if "xpub" in command or "xpubs" in command:
             client.rescope({self.wallet_key(identity) for identity in identities})
-        if "since" in command:
-            since = command["since"]
-            if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since <= MAX_EVENT_ID:
-                raise ValueError("'since' must be a non-negative integer event id")
+        if since is not None:
             client.replay_since(since)
         return identities

@@ -15,7 +15,7 @@ async def test_scoping_a_socket_loads_the_wallet_and_reports_bad_keys():
         assert {"watch-a", "watch-b"} <= set(client.daemon.wallets)
         assert "bad-key" not in client.daemon.wallets
         await ws.send_json({"since": "yesterday"})
-        assert (await ws.receive_json(timeout=10))["error"]["code"] == -32600
+        assert (await ws.receive_json(timeout=10))["error"]["code"] == -32602
         await ws.send_str("{not json")
         assert (await ws.receive_json(timeout=10))["error"]["code"] == -32700
         assert await client.call("add_numbers", 1, 1) == 2  # the daemon is unharmed
