@@ -31,6 +31,7 @@ from .btc_amounts import format_amount
 from .btc_config import parse_server
 from .btc_errors import ADDRESS_INVALID, NETWORK_OFFLINE, REQUEST_NOT_FOUND, TX_NOT_FOUND
 from .btc_events import ReportedState
+from .btc_transactions import check_fee_target
 from .jsonrpc import INVALID_PARAMS, RPCError
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class BCHDaemon(BTCDaemon):
     DEFAULT_PORT = 5004
     NETWORKS = BCH_NETWORKS
     LIGHTNING_SUPPORTED = False
+    MAX_TX_SIZE = 32_000_000  # bytes: the largest Bitcoin Cash block
     ELECTRUM_PACKAGE = "electroncash"
     ELECTRUM_INSTALL_HINT = INSTALL_HINT
     # Commands that manage Electron Cash's own daemon process, wallet files by path or GUI, or that
@@ -297,6 +299,13 @@ class BCHDaemon(BTCDaemon):
         except Exception as exc:
             raise RPCError(ADDRESS_INVALID, f"Invalid address: {text}") from exc
 
+    def owns_address(self, wallet: Any, address: str) -> bool:
+        try:
+            parsed = self.parse_address(address)
+        except RPCError:
+            return False
+        return bool(wallet.is_mine(parsed))
+
     # -- Electron Cash commands as dynamic methods ----------------------------------------------
 
     def commands_ready(self) -> bool:
@@ -359,14 +368,9 @@ class BCHDaemon(BTCDaemon):
         amount in BCH (a decimal string), expiration in seconds (null: never). Returns the request
         with its CashAddr address, 'amount (BCH)', URI, status and sent_amount, or false when no
         unused address is left and force is false."""
-        if amount is not None and amount < 0:
-            raise RPCError(INVALID_PARAMS, "amount must not be negative")
-        if expiration is not None and expiration < 0:
-            raise RPCError(INVALID_PARAMS, "expiration must not be negative")
+        amount_given, seconds = self.request_terms(amount, expiration, "expiration")
         commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
-        created = await in_thread(
-            commands.addrequest, "0" if amount is None else str(amount), memo, expiration or None, force
-        )
+        created = await in_thread(commands.addrequest, amount_given or "0", memo, seconds, force)
         if not created:
             return False
         return self.format_request(wallet, created)
@@ -438,6 +442,7 @@ class BCHDaemon(BTCDaemon):
     @rpc
     async def recommended_fee(self, target: int) -> int | None:
         """Fee rate in sat/kB: Bitcoin Cash has no fee market, so the configured rate for any target."""
+        check_fee_target(target)
         return self.electrum_config.fee_per_kb()
 
     # Electron Cash's side of the BTC daemon's get_used_fee / get_transaction / confirmations hooks.

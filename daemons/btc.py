@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from .base import BaseDaemon
+from .btc_amounts import COIN_SUPPLY
 from .btc_callbacks import CallbacksMixin
 from .btc_commands import CommandsMixin
 from .btc_config import NETWORKS, Proxy, parse_network, parse_proxy_url, parse_server
@@ -59,6 +60,8 @@ class BTCDaemon(
     DEFAULT_PORT = 5000
     NETWORKS: tuple[str, ...] = NETWORKS
     COIN_DECIMALS = 8
+    COIN_SUPPLY = COIN_SUPPLY
+    MAX_TX_SIZE = 4_000_000  # bytes: a block's weight limit, so no transaction's virtual size exceeds it
     LIGHTNING_SUPPORTED = True
     ELECTRUM_PACKAGE = "electrum"
     ELECTRUM_INSTALL_HINT = "install Debian's python3-electrum (apt-get install python3-electrum)"

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .btc_amounts import MAX_SPEND, amount_text, check_expiry, check_fee_rate, parse_amount
 from .btc_errors import WATCH_ONLY
 from .jsonrpc import RPCError
 from .rpc import RPCMethod
+
+# Parameters of the libraries' commands (Electrum's and Electron Cash's use the same names) that hold
+# client amounts in coin units, fee rates, or an expiry: checked before the library sees them.
+AMOUNT_PARAMS = frozenset({"amount", "fee", "push_amount"})
+FEE_RATE_PARAMS = frozenset({"feerate", "new_fee_rate"})
+EXPIRY_PARAMS = frozenset({"expiration"})
 
 
 class CommandsMixin:
@@ -17,10 +24,40 @@ class CommandsMixin:
         if method.requires_network and wallet is not None:
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
         if self.dynamic_methods.get(method.name) is method:
+            self.check_command_arguments(method.name, wallet, bound.arguments)
             self.check_can_sign(method.name, wallet, bound.arguments)
             # Electrum's @command wrapper finds the wallet only as a keyword argument.
             return await method.func(**bound.arguments)
         return await super().call(method, bound)
+
+    # Commands whose bad input the library meets with a bare Exception or a TypeError (-32603): a check
+    # method per command says what is wrong first (-32602).
+    COMMAND_CHECKS = {"convert_xkey": "check_convert_xkey", "signmessage": "check_signmessage"}
+
+    def check_command_arguments(self, name: str, wallet: Any, arguments: dict[str, Any]) -> None:
+        """Amounts, fee rates and expiries of any command, then the command's own check; -32602."""
+        for param, value in arguments.items():
+            if value is None:
+                continue
+            if param in AMOUNT_PARAMS:
+                arguments[param] = self.command_amount(param, value)
+            elif param in FEE_RATE_PARAMS:
+                check_fee_rate(param, value, self.COIN_SUPPLY)
+            elif param in EXPIRY_PARAMS:
+                arguments[param] = check_expiry(param, value)
+            elif param == "outputs" and isinstance(value, list):  # paytomany: [[address, amount], ...]
+                for output in value:
+                    if isinstance(output, list | tuple) and len(output) == 2:
+                        output[1] = self.command_amount("outputs", output[1])
+        check = self.COMMAND_CHECKS.get(name)
+        if check is not None:
+            getattr(self, check)(wallet, arguments)
+
+    def command_amount(self, param: str, value: Any) -> str:
+        """An amount as the library's command parses it, or Electrum's spend-everything form ("!")."""
+        if isinstance(value, str) and MAX_SPEND.match(value.strip()) and param != "fee":
+            return value.strip()
+        return amount_text(parse_amount(param, value, self.COIN_DECIMALS, self.COIN_SUPPLY))
 
     def check_can_sign(self, name: str, wallet: Any, arguments: dict[str, Any]) -> None:
         """Electrum's private-key commands fail on a watch-only wallet with a TypeError: say why instead."""

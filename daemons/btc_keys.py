@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from .jsonrpc import INVALID_PARAMS, WALLET_LOAD_FAILED, RPCError
 from .rpc import rpc
@@ -73,6 +74,15 @@ class KeysMixin:
                 "Seed or key not recognized: it starts like an extended key but is not a valid extended key "
                 "for this network (a mistyped key?)",
             )
+
+    def check_convert_xkey(self, wallet: Any, arguments: dict[str, Any]) -> None:
+        """convert_xkey(xkey, xtype): an extended key of this network and a script type it knows."""
+        xkey, xtype = arguments.get("xkey"), arguments.get("xtype")
+        if not isinstance(xkey, str) or self.malformed_extended_key(xkey) or not self.is_master_key(xkey):
+            raise RPCError(INVALID_PARAMS, "'xkey' must be an extended public or private key of this network")
+        known = sorted(self.electrum.constants.net.XPUB_HEADERS)
+        if xtype not in known:
+            raise RPCError(INVALID_PARAMS, f"'xtype' must be one of {', '.join(known)}")
 
     @rpc
     async def validatekey(self, key: str) -> bool:

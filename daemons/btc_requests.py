@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from .btc_amounts import format_amount
+from .btc_amounts import amount_text, check_expiry, format_amount, parse_amount
 from .btc_errors import INVOICE_NOT_FOUND, REQUEST_NOT_FOUND
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
@@ -47,9 +47,21 @@ class RequestsMixin:
 
     def format_request(self, wallet: Any, request: Any) -> dict[str, Any]:
         data = wallet.export_request(request)
+        amount = request.get_amount_sat()
+        if isinstance(amount, int):  # Electrum's format_satoshis writes 0 as "0."
+            data["amount_BTC"] = format_amount(amount, self.COIN_DECIMALS)
         data["expiry"] = request.exp
         data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
         return data
+
+    def request_terms(self, amount: Any, expiry: Any, expiry_name: str) -> tuple[str | None, int | None]:
+        """A request's amount (as the library parses it) and expiry in seconds, checked: -32602 for
+        a negative amount, one finer than the coin's decimals or above its supply, or an expiry out
+        of bounds, before the library can store a malformed request."""
+        amount_given = None
+        if amount is not None:
+            amount_given = amount_text(parse_amount("amount", amount, self.COIN_DECIMALS, self.COIN_SUPPLY))
+        return amount_given, check_expiry(expiry_name, expiry)
 
     @rpc(requires_wallet=True)
     async def add_request(
@@ -65,17 +77,8 @@ class RequestsMixin:
         amount in coin units (a decimal string), expiry in seconds (0 or null: never). Returns the
         request with amount_BTC, address, URI, status and sent_amount, or false when no unused
         address is left and force is false."""
-        if amount is not None and amount < 0:
-            raise RPCError(INVALID_PARAMS, "amount must not be negative")
-        if expiry is not None and expiry < 0:
-            raise RPCError(INVALID_PARAMS, "expiry must not be negative")
-        created = await self.commands.add_request(
-            None if amount is None else str(amount),
-            memo,
-            expiration=int(expiry) if expiry else None,
-            force=force,
-            wallet=wallet,
-        )
+        amount_given, seconds = self.request_terms(amount, expiry, "expiry")
+        created = await self.commands.add_request(amount_given, memo, expiration=seconds, force=force, wallet=wallet)
         if not created:
             return created
         return self.format_request(wallet, wallet.get_request(created["request_id"]))
@@ -102,6 +105,8 @@ class RequestsMixin:
     @rpc
     async def modifypaymenturl(self, url: str, amount: Decimal, divisibility: int | None = None) -> str:
         """The payment URL (BIP21) with its amount replaced; divisibility fixes the decimals shown."""
+        if amount < 0:
+            raise RPCError(INVALID_PARAMS, "'amount' must not be negative")
         try:
             if divisibility is not None:
                 amount = amount.quantize(Decimal(1).scaleb(-divisibility))

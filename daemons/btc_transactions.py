@@ -7,8 +7,16 @@ from typing import Any
 
 from .btc_amounts import format_amount
 from .btc_errors import TX_HASH_INVALID, TX_NOT_FOUND
-from .jsonrpc import RPCError
+from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
+
+MAX_FEE_TARGET = 1008  # blocks: Bitcoin Core's longest estimatesmartfee target
+
+
+def check_fee_target(target: int) -> None:
+    """A confirmation target in blocks, 1 to MAX_FEE_TARGET; -32602 otherwise."""
+    if not 1 <= target <= MAX_FEE_TARGET:
+        raise RPCError(INVALID_PARAMS, f"'target' must be between 1 and {MAX_FEE_TARGET} blocks")
 
 
 class TransactionsMixin:
@@ -30,12 +38,15 @@ class TransactionsMixin:
     @rpc
     async def get_default_fee(self, tx: str | int) -> str | None:
         """The fee (in coin units) Electrum would pay for a transaction, given raw or its size in bytes."""
+        if isinstance(tx, int) and not 0 < tx <= self.MAX_TX_SIZE:
+            raise RPCError(INVALID_PARAMS, f"'tx' as a size must be between 1 and {self.MAX_TX_SIZE} bytes")
         size = tx if isinstance(tx, int) else await self.get_tx_size(tx)
         return format_amount(self.electrum_config.estimate_fee(size), self.COIN_DECIMALS)
 
     @rpc
     async def recommended_fee(self, target: int) -> int | None:
         """Fee rate in sat/kvB to confirm within ``target`` blocks (null without server estimates)."""
+        check_fee_target(target)
         return self.electrum_config.eta_target_to_fee(target)
 
     @rpc(requires_wallet=True)

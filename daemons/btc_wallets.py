@@ -101,6 +101,18 @@ class WalletsMixin:
         self._keys_by_wallet.pop(id(wallet), None)
         await self.stop_wallet(wallet)
 
+    def owns_address(self, wallet: Any, address: str) -> bool:
+        """Whether ``address`` is a valid address of this network that the wallet derived."""
+        return bool(self.electrum.bitcoin.is_address(address) and wallet.is_mine(address))
+
+    def check_signmessage(self, wallet: Any, arguments: dict[str, Any]) -> None:
+        """signmessage(address, message): the wallet's own address and a text message."""
+        address, message = arguments.get("address"), arguments.get("message")
+        if not isinstance(address, str) or not self.owns_address(wallet, address):
+            raise RPCError(INVALID_PARAMS, "'address' must be an address of this wallet")
+        if not isinstance(message, str):
+            raise RPCError(INVALID_PARAMS, "'message' must be a string")
+
     def key_of(self, wallet: Any) -> str | None:
         return self._keys_by_wallet.get(id(wallet))
 

@@ -119,3 +119,27 @@ async def test_mistyped_extended_keys_are_refused_before_electron_cash_sees_them
         with pytest.raises(RPCError) as info:
             await daemon.load_wallet(WalletIdentity(key=typo))
         assert info.value.code == -32005 and "not a valid extended key" in info.value.message
+
+
+async def test_bch_checks_amounts_fees_and_expiries_before_electron_cash_sees_them():
+    from daemons.jsonrpc import RPCError
+
+    daemon = make()  # Electron Cash is not loaded: each refusal comes before the library is asked
+    refused = [
+        lambda: daemon.request_terms("0.000000001", 60, "expiration"),
+        lambda: daemon.request_terms("-1", 60, "expiration"),
+        lambda: daemon.request_terms("21000001", 60, "expiration"),
+        lambda: daemon.request_terms("1", 1e308, "expiration"),
+        lambda: daemon.check_command_arguments("payto", None, {"destination": "x", "amount": "-0.1"}),
+        lambda: daemon.check_command_arguments("payto", None, {"destination": "x", "amount": "1", "fee": "1e-9"}),
+    ]
+    for call in refused:
+        with pytest.raises(RPCError) as info:
+            call()
+        assert info.value.code == -32602
+    for coroutine in (daemon.get_default_fee(-5), daemon.recommended_fee(-5)):
+        with pytest.raises(RPCError) as info:
+            await coroutine
+        assert info.value.code == -32602
+    assert daemon.request_terms("-0", 0, "expiration") == ("0", None)
+    assert daemon.request_terms("1.50000000", 60, "expiration") == ("1.5", 60)

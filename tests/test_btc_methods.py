@@ -139,3 +139,45 @@ async def test_electrum_commands_sample_through_post():
         assert (await call_error(d, "getbalance", "extra", xpub=keys.xpub))[0] == -32602
         # The daemon still serves after every failure.
         assert await d.call("getbalance", xpub=random_vpub()) == {"confirmed": "0"}
+
+
+async def test_bad_amounts_fees_expiries_and_command_input_are_32602_and_create_nothing():
+    async with btc_daemon() as d:
+        vpub, seed = key_pair(23, "p2wpkh").xpub, make_seed("segwit")
+        mine = (await d.call("listaddresses", xpub=seed))[0]
+        bad = [
+            ("add_request", ["0.000000001"], vpub),  # finer than a satoshi
+            ("add_request", ["1e-9"], vpub),
+            ("add_request", ["-0.5"], vpub),
+            ("add_request", ["21000000.00000001"], vpub),  # above the supply
+            ("add_request", ["0.1", "", 1e308], vpub),  # expiry out of bounds
+            ("add_request", ["0.1", "", -1], vpub),
+            ("get_default_fee", [-5], None),
+            ("get_default_fee", [0], None),
+            ("get_default_fee", [10**30], None),
+            ("recommended_fee", [-5], None),
+            ("recommended_fee", [0], None),
+            ("modifypaymenturl", ["bitcoin:x?amount=1", "-1"], None),
+            ("convert_xkey", ["nonsense", "p2wpkh"], None),
+            ("convert_xkey", [vpub[:-1] + "x", "p2wpkh"], None),
+            ("convert_xkey", [vpub, "bogus"], None),
+            ("signmessage", ["notanaddress", "hi"], seed),
+            ("signmessage", [mine, 5], seed),
+            ("signmessage", [5, "hi"], seed),
+            ("signmessage", [(await d.call("listaddresses", xpub=vpub))[0], "hi"], seed),  # not this wallet's
+            ("payto", [mine, "-1"], seed),
+            ("payto", [mine, "0.000000001"], seed),
+            ("payto", [mine, "21000001"], seed),
+            ("payto", [mine, "0.1", "-0.0001"], seed),  # a negative fee
+            ("paytomany", [[[mine, "0.000000001"]]], seed),
+        ]
+        for method, args, xpub in bad:
+            code, message = await call_error(d, method, *args, xpub=xpub)
+            assert code == -32602, (method, args, code, message)
+        assert await d.call("list_requests", xpub=vpub) == []
+        # Zero ("-0" is zero) and whole amounts are well-formed strings, never Electrum's "0." or "2.".
+        for given, shown in (("-0", "0"), ("0.", "0"), ("2", "2"), ("0.00000001", "0.00000001")):
+            created = await d.call("add_request", given, xpub=vpub, force=True)
+            assert created["amount_BTC"] == shown
+        assert (await d.call("convert_xkey", vpub, "standard")).startswith("tpub")
+        assert await d.call("get_default_fee", 1) is not None
