@@ -18,7 +18,8 @@ import inspect
 import logging
 import signal
 import sqlite3
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .jsonrpc import (
     RPCError,
     WalletIdentity,
 )
+from .metrics import DaemonMetrics
 from .rpc import RPCMethod, collect_methods, rpc
 from .settings import CommonSettings, Settings
 from .spec import SPEC_DIR, load_spec, map_message
@@ -100,6 +102,7 @@ class BaseDaemon:
         self.hub: Hub | None = None
         self.backend_loaded = False
         self._app: web.Application | None = None
+        self.metrics = DaemonMetrics(self, require_auth=self.env("METRICS_AUTH", cast=bool, default=True))
 
     # -- settings and start-up --------------------------------------------------------------
 
@@ -135,6 +138,10 @@ class BaseDaemon:
     async def wait_network_ready(self) -> None:
         """Wait until the backend can serve network calls, or raise RPCError."""
 
+    def metric_families(self) -> Iterable[Any]:
+        """The daemon's own Prometheus gauges (``daemons.metrics.gauge``), read at each scrape."""
+        return ()
+
     # -- the application ----------------------------------------------------------------------
 
     @property
@@ -145,11 +152,12 @@ class BaseDaemon:
 
     def create_app(self) -> web.Application:
         # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
-        app = web.Application(client_max_size=self.settings.max_body_size + 1024)
+        app = web.Application(client_max_size=self.settings.max_body_size + 1024, middlewares=[self.metrics.middleware])
         app.router.add_post("/", self.handle_rpc)
         app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/spec", self.handle_spec)
         app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/metrics", self.metrics.handle)
         add_fallback_route(app)  # last: other paths and methods get JSON-RPC errors too
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -334,7 +342,9 @@ class BaseDaemon:
         try:
             request = jsonrpc.parse_request(obj)
         except RPCError as error:
+            self.metrics.observe_call(None, {"error": {"code": error.code}}, time.perf_counter())
             return jsonrpc.error_response(jsonrpc.request_id_of(obj), error)
+        started = time.perf_counter()
         try:
             result = await self.execute(request)
         except RPCError as error:
@@ -343,6 +353,7 @@ class BaseDaemon:
             response = jsonrpc.error_response(request.id, self.error_from_exception(request, exc))
         else:
             response = jsonrpc.result_response(request.id, result)
+        self.metrics.observe_call(request.method, response, started)
         return None if request.is_notification else response
 
     def error_from_exception(self, request: Request, exc: Exception) -> RPCError:

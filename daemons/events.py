@@ -107,6 +107,9 @@ class EventStore:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         return int(row[0]) if row else 0
 
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
     def fetch(self, after: int, wallets: Iterable[str] | None = None, limit: int = 500) -> list[Event]:
         """Events with id > ``after`` that a socket scoped to ``wallets`` (None: unscoped) would get."""
         if wallets is None:

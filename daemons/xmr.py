@@ -25,12 +25,13 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
+from .metrics import Metric, gauge, state_gauge
 from .settings import SettingsError, parse_positive_float, parse_positive_int
 from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable
 from .xmr_methods import FORBIDDEN_METHODS, WALLET_RPC_METHODS
@@ -159,6 +160,13 @@ class XMRDaemon(BaseDaemon):
         body["wallet_rpc"] = await self.wallet_rpcs.health(self.wallet_rpc_binary)
         healthy = body["monerod"] == "ok" and body["wallet_rpc"] == "ok"
         return {"status": "ok" if healthy else "backend_unavailable", **body}
+
+    def metric_families(self) -> Iterator[Metric]:
+        yield state_gauge(
+            "xmr_wallet_rpc", "wallet-rpc endpoints (processes, or the external one) by state.", self.pool.slot_states()
+        )
+        starts = sum(process.starts for process in self.pool.processes())
+        yield gauge("xmr_wallet_rpc_starts", "wallet-rpc process starts, restarts included.", starts)
 
     # -- wallets ----------------------------------------------------------------------------------
 

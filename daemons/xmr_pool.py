@@ -211,6 +211,13 @@ class WalletPool:
             return None  # a restarted process has lost the wallet until ``_reopen`` opens it again
         return slot.epoch
 
+    def slot_states(self) -> dict[str, int]:
+        """wallet-rpc endpoints by state: serving calls, busy (starting or switching wallets) or down."""
+        states = {"ready": 0, "busy": 0, "down": 0}
+        for slot in self.slots:
+            states["busy" if slot.busy else "ready" if slot.ready else "down"] += 1
+        return states
+
     def processes(self) -> list[WalletRPCProcess]:
         return [slot.process for slot in self.slots if slot.process is not None]
 

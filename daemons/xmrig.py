@@ -23,6 +23,7 @@ import aiohttp
 
 from daemons.base import BaseDaemon, rpc
 from daemons.jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
+from daemons.metrics import Metric, state_gauge
 from daemons.settings import SettingsError, parse_positive_float
 from daemons.xmrig_client import (
     ConfigRejected,
@@ -217,6 +218,12 @@ class XMRigDaemon(BaseDaemon):
     async def health(self) -> dict[str, Any]:
         online = sum(1 for miner in self.miners.values() if miner.online)
         return {"status": "ok", "miners": len(self.miners), "online": online}
+
+    def metric_families(self) -> Iterator[Metric]:
+        states = {"online": 0, "offline": 0, "unknown": 0}
+        for miner in self.miners.values():
+            states["unknown" if miner.online is None else "online" if miner.online else "offline"] += 1
+        yield state_gauge("xmrig_miners", "Managed miners by state (unknown: not polled yet).", states)
 
     def _start_miner(self, endpoint: MinerEndpoint, source: str) -> Miner:
         miner = Miner(XMRigClient(endpoint, self.session, self.request_timeout), source)

@@ -1,0 +1,198 @@
+"""Prometheus metrics of one daemon, served on ``GET /metrics`` with ``prometheus_client``.
+
+Two kinds of figures:
+
+- counted as they happen: HTTP requests by path and status, JSON-RPC calls by method and outcome
+  (``ok`` or the error code), and their latencies as histograms;
+- read at scrape time from the daemon's state (``StateCollector``): websocket clients and their queued
+  events, the event log's size and newest id, wallets loaded, the backend's status and heights from
+  the daemon's own ``health()``, and what a daemon adds through ``metric_families()`` (XMR's
+  wallet-rpc processes, XMRig's miners by state).
+
+Each daemon has its own registry, so several daemons in one process (as in tests) never mix figures.
+Labels only take bounded values: paths outside the daemon's routes are ``other``, unknown methods
+``unknown``, so a client cannot grow the exposition by inventing names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+__all__ = ["DaemonMetrics", "Metric", "gauge", "state_gauge"]
+
+if TYPE_CHECKING:
+    from .base import BaseDaemon
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "coin_daemon"
+HEALTH_STATUSES = ("ok", "syncing", "backend_unavailable")
+HEIGHT_KEYS = ("height", "local_height", "server_height", "target_height")
+KNOWN_PATHS = frozenset({"/", "/ws", "/spec", "/health", "/metrics"})
+SCRAPE_HEALTH_TIMEOUT = 10.0  # seconds: a hung backend must not hang the scrape
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+UNKNOWN_METHOD = "unknown"
+INVALID_REQUEST = "invalid"  # not a request object: there is no method to name
+
+
+def gauge(name: str, documentation: str, value: float | None = None, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    """A gauge family named under the daemons' prefix; add samples with ``add_metric`` when it has labels."""
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=value, labels=list(labels) or None)
+
+
+def state_gauge(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    """A gauge with one sample per state, e.g. ``{"ready": 2, "down": 0}``; list every state, zeros too."""
+    family = gauge(name, documentation, labels=("state",))
+    for state, count in counts.items():
+        family.add_metric([state], count)
+    return family
+
+
+def outcome_of(response: dict[str, Any] | None) -> str:
+    """``ok`` for a result, else the JSON-RPC error code as text."""
+    if response is None or "error" not in response:
+        return "ok"
+    return str(response["error"].get("code"))
+
+
+class StateCollector:
+    """Figures read from the daemon when Prometheus scrapes, so they are never stale or double-counted."""
+
+    def __init__(self, daemon: BaseDaemon) -> None:
+        self.daemon = daemon
+        self.health: dict[str, Any] = {}  # the last health() answer, refreshed by each scrape
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self.daemon
+        info = gauge("info", "The daemon's name and version.", labels=("daemon", "version"))
+        info.add_metric([daemon.name.lower(), daemon.VERSION], 1)
+        yield info
+        yield gauge("wallets_loaded", "Wallets loaded in memory.", len(daemon.wallets))
+        yield from self.websocket_families()
+        yield from self.event_families()
+        yield from self.backend_families()
+        yield from daemon.metric_families()
+
+    def websocket_families(self) -> Iterator[Metric]:
+        clients = list(self.daemon.hub.clients) if self.daemon.hub is not None else []
+        yield gauge("websocket_clients", "Connected websocket clients.", len(clients))
+        queued = sum(len(client.pending) for client in clients)
+        yield gauge("websocket_queued_events", "Live events queued for websocket clients, all sockets.", queued)
+        catching_up = sum(1 for client in clients if client.catching_up)
+        yield gauge("websocket_catching_up", "Websocket clients reading missed events from the log.", catching_up)
+
+    def event_families(self) -> Iterator[Metric]:
+        store = self.daemon.store
+        if store is None:
+            return
+        yield gauge("events_stored", "Events kept in the durable event log.", store.count())
+        yield gauge("events_newest_id", "Id of the newest stored event (0: none yet).", store.last_id())
+
+    def backend_families(self) -> Iterator[Metric]:
+        current = self.health.get("status", "backend_unavailable")
+        status = gauge("backend_status", "1 for the backend's current /health status.", labels=("status",))
+        for name in HEALTH_STATUSES:
+            status.add_metric([name], 1 if current == name else 0)
+        yield status
+        heights = gauge("backend_height", "Chain heights /health reports, by which height.", labels=("kind",))
+        for key in HEIGHT_KEYS:
+            value = self.health.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                heights.add_metric([key], value)
+        yield heights
+
+
+class DaemonMetrics:
+    """The daemon's registry, its request instruments, and the ``/metrics`` handler."""
+
+    def __init__(self, daemon: BaseDaemon, require_auth: bool) -> None:
+        self.daemon = daemon
+        self.require_auth = require_auth
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests by path and status.",
+            ["path", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time to answer an HTTP request (websockets excluded: they last as long as the client stays).",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.calls = Counter(
+            f"{PREFIX}_rpc_calls",
+            "JSON-RPC calls by method and outcome: ok, or the error code answered.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.call_seconds = Histogram(
+            f"{PREFIX}_rpc_call_duration_seconds",
+            "Time to execute one JSON-RPC call, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.state = StateCollector(daemon)
+        self.registry.register(self.state)
+        # labels() takes a lock and builds a key on every call: keep the children for the hot path.
+        self._call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def method_label(self, method: str | None) -> str:
+        if method is None:
+            return INVALID_REQUEST
+        daemon = self.daemon
+        return method if method in daemon.methods or method in daemon.dynamic_methods else UNKNOWN_METHOD
+
+    def observe_call(self, method: str | None, response: dict[str, Any] | None, started: float) -> None:
+        """Count one JSON-RPC call (also a notification, whose response is not sent) and time it."""
+        key = (self.method_label(method), outcome_of(response))
+        children = self._call_children.get(key)
+        if children is None:
+            children = (self.calls.labels(*key), self.call_seconds.labels(key[0]))
+            self._call_children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = request.path if request.path in KNOWN_PATHS else "other"
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.http_requests.labels(path, str(status)).inc()
+            if path != "/ws":
+                self.http_seconds.labels(path).observe(time.perf_counter() - started)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.require_auth and not self.daemon.authorized(request):
+            return self.daemon.unauthorized()
+        self.state.health = await self.read_health()
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def read_health(self) -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(self.daemon.health(), SCRAPE_HEALTH_TIMEOUT)
+        except Exception:  # a failing health check is a figure here (backend_unavailable), not a failed scrape
+            logger.warning("health check for /metrics failed", exc_info=True)
+            return {"status": "backend_unavailable"}
