@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make run` and `make test`. Both set the machine up first,
 # idempotently: Debian packages, the virtualenv .venv (with system site packages, for Debian's
-# Electrum), and the project with its test extras.
+# Electrum), and the project with its test extras and the regtest node's (py-bitcoinkernel).
 
 SHELL := /bin/bash
 VENV := .venv
@@ -27,7 +27,7 @@ apt:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,regtest]'
 	@touch $@
 
 venv: apt $(VENV)/.installed

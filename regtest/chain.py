@@ -1,109 +1,80 @@
-"""The block chain: regtest genesis, block validation and connection, mining, the UTXO/tx/spender indexes.
+"""The block chain: a tree of known blocks, the active chain with its UTXO/tx/spender indexes, mining, reorgs.
 
-Blocks are fully checked when connected (link, proof of work at the regtest target, merkle root, BIP34 height,
-witness commitment, coinbase value, input existence, amounts, maturity, finality) with one exception: scripts
-and signatures are not verified. The chain is append-only (no reorgs) and is persisted as one hex block per
-line in <datadir>/blocks.dat, replayed and re-validated on start.
+Who decides validity: with segwit (the Bitcoin mode) every block goes through Bitcoin Core's consensus engine
+(regtest/kernel.py) before it joins the active chain, and Core's reject reason is the error. In the Bitcoin
+Cash mode (`segwit=False`) no such library exists, so the node's own checks in regtest/block_checks.py judge
+(link, proof of work, merkle root, BIP34 height, coinbase value, inputs, amounts, maturity, finality; never
+scripts or signatures).
+
+Every accepted block is kept, on any branch; the active chain is the valid branch with the most work (all
+regtest blocks weigh the same, so the longest), first seen winning a tie, as in Core. invalidateblock and
+reconsiderblock mark blocks and re-select; switching branches disconnects blocks with their undo data,
+replays the new active chain into a fresh kernel (it has no invalidateblock of its own) and connects the new
+branch through Core. Blocks are persisted as one hex block per line in <datadir>/blocks.dat (every branch, in
+arrival order) and the invalidated hashes in <datadir>/invalid.json; both are replayed and re-validated on
+start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
-from .consensus import (
-    MAX_BLOCK_WEIGHT,
-    REGTEST_BITS,
-    Coin,
-    block_subsidy,
-    check_transaction,
-    check_tx_inputs,
-    is_final,
-)
+from .block_checks import check_block
+from .blocks import BlockError, assemble_block, genesis_block
+from .consensus import MAX_BLOCK_WEIGHT, Coin, block_subsidy
+from .errors import RPCError, rejected
 from .mempool import Mempool
-from .serialize import Block, BlockHeader, Tx, TxIn, TxOut, bits_to_target, merkle_root, script_num, sha256d
+from .serialize import Block, Tx, bits_to_target, hash_hex
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
-_GENESIS_SCRIPT_SIG = bytes.fromhex(
-    "04ffff001d0104455468652054696d65732030332f4a616e2f32303039204368616e63656c6c6f72206f6e206272696e6b"
-    "206f66207365636f6e64206261696c6f757420666f722062616e6b73"
-)
-_GENESIS_PUBKEY_SCRIPT = bytes.fromhex(
-    "4104678afdb0fe5548271967f1a67130b7105cd6a828e03909a67962e0ea1f61deb649f6bc3f4cef38c4f35504e51ec112de5c"
-    "384df7ba0b8d578a4c702b6bf11d5fac"
-)
-WITNESS_COMMITMENT_HEADER = bytes.fromhex("6a24aa21a9ed")
-BLOCK_VERSION = 0x20000000
-
-
-class BlockError(ValueError):
-    """A block that breaks a consensus rule (only our own bugs or a corrupted blocks.dat can produce one)."""
-
-
-def genesis_block() -> Block:
-    """Bitcoin Core's regtest genesis (CreateGenesisBlock(1296688602, 2, 0x207fffff, 1, 50 * COIN))."""
-    coinbase = Tx(
-        1, [TxIn(bytes(32), 0xFFFFFFFF, _GENESIS_SCRIPT_SIG)], [TxOut(50 * 100_000_000, _GENESIS_PUBKEY_SCRIPT)]
-    )
-    header = BlockHeader(1, bytes(32), coinbase.hash, 1296688602, REGTEST_BITS, 2)
-    return Block(header, [coinbase])
-
-
-def bip34_prefix(height: int) -> bytes:
-    """`CScript() << height`: OP_0/OP_1..OP_16 for small heights, else a minimal CScriptNum push."""
-    if height == 0:
-        return b"\x00"
-    if 1 <= height <= 16:
-        return bytes([0x50 + height])
-    num = script_num(height)
-    return bytes([len(num)]) + num
-
-
-def witness_commitment(txs: list[Tx]) -> bytes:
-    """BIP141 commitment: sha256d(witness merkle root || 32-byte reserved value of zeros)."""
-    hashes = [bytes(32)] + [sha256d(tx.serialize()) for tx in txs[1:]]
-    return sha256d(merkle_root(hashes) + bytes(32))
-
-
-def find_commitment(coinbase: Tx) -> bytes | None:
-    """The last output carrying the witness commitment header wins, as in Core."""
-    found = None
-    for txout in coinbase.outputs:
-        if len(txout.script) >= 38 and txout.script[:6] == WITNESS_COMMITMENT_HEADER:
-            found = txout.script[6:38]
-    return found
-
-
-def grind(header: BlockHeader) -> BlockHeader:
-    """Find a nonce meeting the target (about two tries at regtest difficulty)."""
-    target = bits_to_target(header.bits)
-    while int.from_bytes(header.hash, "little") > target:
-        header.nonce += 1
-        if header.nonce > 0xFFFFFFFF:
-            header.nonce, header.time = 0, header.time + 1
-    return header
+Outpoint = tuple[str, int]
 
 
 class Chain:
-    """One regtest node's chain state and mempool; every mutation goes through connect_block or the mempool."""
+    """One regtest node's chain state and mempool; every mutation goes through accept_block or the mempool."""
 
     def __init__(self, datadir: Path | str | None = None, segwit: bool = True) -> None:
         self.datadir = Path(datadir) if datadir else None
         self.segwit = segwit  # False: Bitcoin Cash rules here (no witness data, no commitment), for ElectrumX's BCH
-        self.blocks: list[Block] = []
-        self.heights: dict[bytes, int] = {}
+        self.blocks: list[Block] = []  # the active chain, genesis first
+        self.heights: dict[bytes, int] = {}  # active blocks only
         self.txindex: dict[str, tuple[int, int]] = {}  # txid -> (height, position in block)
-        self.utxos: dict[tuple[str, int], Coin] = {}
-        self.spenders: dict[tuple[str, int], tuple[str, int]] = {}  # outpoint -> (spending txid, height)
+        self.utxos: dict[Outpoint, Coin] = {}
+        self.spenders: dict[Outpoint, tuple[str, int]] = {}  # outpoint -> (spending txid, height)
+        self.known: dict[bytes, Block] = {}  # every accepted block, any branch
+        self.tree_heights: dict[bytes, int] = {}
+        self.arrival: dict[bytes, int] = {}  # first seen wins among equal work
+        self.invalid: set[bytes] = set()  # invalidateblock'd, or refused when its branch was connected
+        self.refused: set[bytes] = set()  # blocks refused on arrival (never stored): "duplicate-invalid" again
+        self._undo: dict[bytes, list[tuple[Outpoint, Coin]]] = {}
+        self._script_errors: dict[tuple[str, bytes], str] = {}
         self.mempool = Mempool(self)
-        self._connect(genesis_block(), persist=False)
+        self.kernel = self._make_kernel() if segwit else None
+        genesis = genesis_block()
+        self._remember(genesis, persist=False)
+        self._connect(genesis)
         if self.datadir:
             self.datadir.mkdir(parents=True, exist_ok=True)
             self._load()
+
+    def _make_kernel(self):
+        from .kernel import CoreKernel
+
+        workdir = None
+        if self.datadir:
+            workdir = self.datadir / "kernel"
+            shutil.rmtree(workdir, ignore_errors=True)  # scratch files of a previous run
+        return CoreKernel(workdir)
+
+    def close(self) -> None:
+        if self.kernel is not None:
+            self.kernel.close()
 
     # ---- queries ----
     @property
@@ -126,8 +97,11 @@ class Chain:
         height, pos = where
         return self.blocks[height].txs[pos], height
 
-    def coin(self, outpoint: tuple[str, int]) -> Coin | None:
+    def coin(self, outpoint: Outpoint) -> Coin | None:
         return self.utxos.get(outpoint)
+
+    def is_active(self, block_hash: bytes) -> bool:
+        return block_hash in self.heights
 
     # ---- mining ----
     def mine(self, script: bytes, now: int | None = None) -> Block:
@@ -136,106 +110,162 @@ class Chain:
         self.connect_block(block)
         return block
 
-    def build_block(self, script: bytes, now: int | None = None) -> Block:
+    def build_block(self, script: bytes, now: int | None = None, txs: list[Tx] | None = None) -> Block:
+        """A block on the tip with `txs` (default: what the mempool offers) and a coinbase taking their fees.
+
+        An explicit `txs` gets a coinbase of the subsidy alone (always within the limit, fees unknown)."""
         height = self.height + 1
-        txs, fees = self.mempool.block_candidates(MAX_BLOCK_WEIGHT - 4000)
-        coinbase = Tx(
-            2,
-            [
-                TxIn(
-                    bytes(32),
-                    0xFFFFFFFF,
-                    bip34_prefix(height) + b"\x00",
-                    0xFFFFFFFF,
-                    [bytes(32)] if self.segwit else [],
-                )
-            ],
-            [TxOut(block_subsidy(height) + fees, script)],
-        )
-        all_txs = [coinbase, *txs]
-        if self.segwit:  # Core's miner always commits once segwit is active
-            coinbase.outputs.append(TxOut(0, WITNESS_COMMITMENT_HEADER + witness_commitment(all_txs)))
+        if txs is None:
+            txs, fees = self.mempool.block_candidates(MAX_BLOCK_WEIGHT - 4000)
+        else:
+            fees = 0
         block_time = max(int(now if now is not None else time.time()), self.median_time_past() + 1)
-        header = BlockHeader(
-            BLOCK_VERSION, self.tip.hash, merkle_root([tx.hash for tx in all_txs]), block_time, REGTEST_BITS, 0
-        )
-        return Block(grind(header), all_txs)
+        return assemble_block(self.tip, height, txs, block_subsidy(height) + fees, script, block_time, self.segwit)
 
-    # ---- connection ----
+    # ---- script checks for the mempool ----
+    def verify_scripts(self, tx: Tx, coins: list[Coin], ancestors: list[Tx]) -> None:
+        """Core's kernel verifies every input against its spent output; a failure is Core's sendrawtransaction
+        error (-26 "mandatory-script-verify-flag-failed (<Core's script error>)"). `ancestors`: the unconfirmed
+        transactions `tx` builds on, needed to let Core name the error (see CoreKernel.script_error)."""
+        if self.kernel is None:
+            return  # Bitcoin Cash mode: no script interpreter
+        if self.kernel.verify_inputs(tx, [(c.value, c.script) for c in coins]) is None:
+            return
+        key = (tx.wtxid, self.tip.hash)  # Core remembers a failed block: the same probe twice gets no reason
+        error = self._script_errors.get(key)
+        if error is None:
+            probe = self.build_block(b"\x51", txs=[*ancestors, tx])  # OP_TRUE payee: the block is never kept
+            error = self.kernel.script_error(probe)
+            if error is None:  # Core connected it after all: put the kernel back on our tip
+                self.kernel.reset(self.blocks[1:])
+                error = "script verification failed"
+            self._script_errors[key] = error
+        raise rejected(f"mandatory-script-verify-flag-failed ({error})")
+
+    # ---- accepting blocks ----
     def connect_block(self, block: Block, persist: bool = True) -> None:
-        self.validate_block(block)
-        self._connect(block, persist)
-        self.mempool.remove_for_block(block)
-
-    def validate_block(self, block: Block) -> None:
-        height = self.height + 1
-        header = block.header
-        if header.prev_hash != self.tip.hash:
+        """Accept a block (Core's submitblock): it extends the tip, or joins a side branch that may win."""
+        block_hash = block.hash
+        if block_hash in self.refused:
+            raise BlockError("duplicate-invalid")
+        if block_hash in self.known:
+            raise BlockError("duplicate-invalid" if self._descends_from_invalid(block_hash) else "duplicate")
+        prev = block.header.prev_hash
+        if prev not in self.known:
             raise BlockError("prev-blk-not-found")
-        if header.bits != REGTEST_BITS or int.from_bytes(block.hash, "little") > bits_to_target(header.bits):
-            raise BlockError("high-hash")
-        if header.time <= self.median_time_past():
-            raise BlockError("time-too-old")
-        if not block.txs or header.merkle_root != block.computed_merkle_root():
-            raise BlockError("bad-txnmrklroot")
-        if block.weight > MAX_BLOCK_WEIGHT:
-            raise BlockError("bad-blk-weight")
-        coinbase = block.txs[0]
-        if not coinbase.is_coinbase() or any(tx.is_coinbase() for tx in block.txs[1:]):
-            raise BlockError("bad-cb-missing")
-        if not coinbase.inputs[0].script_sig.startswith(bip34_prefix(height)):
-            raise BlockError("bad-cb-height")
-        self._check_witness(block)
-        fees = self._check_block_txs(block, height)
-        if sum(o.value for o in coinbase.outputs) > block_subsidy(height) + fees:
-            raise BlockError("bad-cb-amount")
-
-    def _check_witness(self, block: Block) -> None:
-        if not self.segwit:
-            if any(tx.has_witness() for tx in block.txs):
-                raise BlockError("unexpected-witness")
-            return
-        commitment = find_commitment(block.txs[0])
-        if commitment is None:
-            if any(tx.has_witness() for tx in block.txs):
-                raise BlockError("unexpected-witness")
-            return
-        if block.txs[0].inputs[0].witness != [bytes(32)]:
-            raise BlockError("bad-witness-nonce-size")
-        if commitment != witness_commitment(block.txs):
-            raise BlockError("bad-witness-merkle-match")
-
-    def _check_block_txs(self, block: Block, height: int) -> int:
-        created: dict[tuple[str, int], Coin] = {}
-        spent: set[tuple[str, int]] = set()
-        mtp, fees = self.median_time_past(), 0
-        for tx in block.txs:
+        if self._descends_from_invalid(prev):
+            raise BlockError("bad-prevblk")
+        if prev == self.tip.hash:
             try:
-                check_transaction(tx)
-            except Exception as e:
-                raise BlockError(str(e)) from e
-            if not tx.is_coinbase():
-                if not is_final(tx, height, mtp):
-                    raise BlockError("bad-txns-nonfinal")
-                coins = []
-                for txin in tx.inputs:
-                    coin = created.get(txin.outpoint) or self.utxos.get(txin.outpoint)
-                    if coin is None or txin.outpoint in spent:
-                        raise BlockError("bad-txns-inputs-missingorspent")
-                    spent.add(txin.outpoint)
-                    coins.append(coin)
-                try:
-                    fees += check_tx_inputs(tx, coins, height)
-                except Exception as e:
-                    raise BlockError(str(e)) from e
-            for n, txout in enumerate(tx.outputs):
-                created[(tx.txid, n)] = Coin(txout.value, txout.script, height, tx.is_coinbase())
-        return fees
+                self._validate_and_connect(block)
+            except BlockError:
+                self.refused.add(block_hash)
+                raise
+            self._remember(block, persist)
+            self.mempool.remove_for_block(block)
+            return
+        if int.from_bytes(block_hash, "little") > bits_to_target(block.header.bits):
+            raise BlockError("high-hash")
+        if block.header.merkle_root != block.computed_merkle_root():
+            raise BlockError("bad-txnmrklroot")
+        self._remember(block, persist)  # a side branch: fully checked if it ever becomes the best one
+        self.activate_best_chain()
 
-    def _connect(self, block: Block, persist: bool) -> None:
+    def _validate_and_connect(self, block: Block) -> None:
+        """Core (or, without segwit, block_checks) judges `block` on the tip; then it joins the active chain."""
+        if self.kernel is not None:
+            from .kernel import KernelRejected
+
+            try:
+                self.kernel.connect(block)
+            except KernelRejected as e:
+                raise BlockError(str(e)) from None
+        else:
+            check_block(self, block, self.height + 1)
+        self._connect(block)
+
+    def _remember(self, block: Block, persist: bool) -> None:
+        block_hash = block.hash
+        self.known[block_hash] = block
+        self.tree_heights[block_hash] = self.tree_heights.get(block.header.prev_hash, -1) + 1
+        self.arrival[block_hash] = len(self.arrival)
+        if persist and self.datadir:
+            with open(self.datadir / "blocks.dat", "a") as f:
+                f.write(block.serialize().hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    # ---- branch selection (invalidateblock / reconsiderblock / a better side branch) ----
+    def invalidate(self, block_hash: bytes) -> None:
+        """Core's invalidateblock: the block and its descendants leave the active chain for good."""
+        if block_hash not in self.known:
+            raise RPCError(-5, "Block not found")
+        if self.tree_heights[block_hash] == 0:
+            raise RPCError(-8, "Genesis block cannot be invalidated")
+        self.invalid.add(block_hash)
+        self._save_invalid()
+        self.activate_best_chain()
+
+    def reconsider(self, block_hash: bytes) -> None:
+        """Core's reconsiderblock: clears the marks on the block, its ancestors and its descendants."""
+        if block_hash not in self.known:
+            raise RPCError(-5, "Block not found")
+        ancestors = set(self._ancestors(block_hash))
+        self.invalid = {h for h in self.invalid if h not in ancestors and block_hash not in self._ancestors(h)}
+        self._save_invalid()
+        self.activate_best_chain()
+
+    def _ancestors(self, block_hash: bytes) -> list[bytes]:
+        """The block and its ancestors, back to genesis."""
+        chain = []
+        while block_hash in self.known:
+            chain.append(block_hash)
+            block_hash = self.known[block_hash].header.prev_hash
+        return chain
+
+    def _descends_from_invalid(self, block_hash: bytes) -> bool:
+        return any(h in self.invalid for h in self._ancestors(block_hash))
+
+    def best_tip(self) -> bytes:
+        """The valid block with the most work, first seen winning a tie."""
+        valid: dict[bytes, bool] = {}
+        for block_hash in sorted(self.known, key=self.tree_heights.__getitem__):
+            prev = self.known[block_hash].header.prev_hash
+            valid[block_hash] = block_hash not in self.invalid and valid.get(prev, self.tree_heights[block_hash] == 0)
+        candidates = [h for h, ok in valid.items() if ok]
+        return max(candidates, key=lambda h: (self.tree_heights[h], -self.arrival[h]))
+
+    def activate_best_chain(self) -> None:
+        """Switch the active chain to the best valid branch; a block Core refuses there is marked invalid."""
+        disconnected: list[Block] = []
+        while (best := self.best_tip()) != self.tip.hash:
+            branch = [h for h in reversed(self._ancestors(best)) if h not in self.heights]
+            fork_height = self.tree_heights[branch[0]] - 1 if branch else self.tree_heights[best]
+            while self.height > fork_height:
+                disconnected.append(self._disconnect())
+            if self.kernel is not None:
+                self.kernel.reset(self.blocks[1:])
+            for block_hash in branch:
+                block = self.known[block_hash]
+                try:
+                    self._validate_and_connect(block)
+                except BlockError as e:
+                    log.warning("block %s refused on reorg: %s", block.hash_hex, e)
+                    self.invalid.add(block_hash)
+                    self._save_invalid()
+                    break
+        if disconnected:
+            log.info("reorg: %d block(s) disconnected, tip %s at %d", len(disconnected), self.tip.hash_hex, self.height)
+            resurrected = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
+            self.mempool.update_for_reorg(resurrected)
+
+    # ---- index updates ----
+    def _connect(self, block: Block) -> None:
         height = len(self.blocks)
         self.blocks.append(block)
         self.heights[block.hash] = height
+        undo: list[tuple[Outpoint, Coin]] = []
+        self._undo[block.hash] = undo
         if height == 0:  # the genesis coinbase is not spendable nor indexed, as in Core
             return
         for pos, tx in enumerate(block.txs):
@@ -243,29 +273,52 @@ class Chain:
             self.txindex[txid] = (height, pos)
             if not tx.is_coinbase():
                 for txin in tx.inputs:
-                    del self.utxos[txin.outpoint]
+                    undo.append((txin.outpoint, self.utxos.pop(txin.outpoint)))
                     self.spenders[txin.outpoint] = (txid, height)
             for n, txout in enumerate(tx.outputs):
                 if txout.script[:1] != b"\x6a":  # OP_RETURN outputs never enter the UTXO set
                     self.utxos[(txid, n)] = Coin(txout.value, txout.script, height, tx.is_coinbase())
-        if persist and self.datadir:
-            with open(self.datadir / "blocks.dat", "a") as f:
-                f.write(block.serialize().hex() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+
+    def _disconnect(self) -> Block:
+        """Undo the tip block's effect on the indexes (Core's DisconnectBlock) and return it."""
+        block = self.blocks.pop()
+        del self.heights[block.hash]
+        for tx in reversed(block.txs):
+            txid = tx.txid
+            for n in range(len(tx.outputs)):
+                self.utxos.pop((txid, n), None)
+            self.txindex.pop(txid, None)
+            if not tx.is_coinbase():
+                for txin in tx.inputs:
+                    self.spenders.pop(txin.outpoint, None)
+        for outpoint, coin in self._undo.pop(block.hash):
+            self.utxos[outpoint] = coin
+        return block
 
     # ---- persistence ----
+    def _save_invalid(self) -> None:
+        if self.datadir:
+            tmp = self.datadir / "invalid.json.tmp"
+            tmp.write_text(json.dumps(sorted(hash_hex(h) for h in self.invalid)))
+            os.replace(tmp, self.datadir / "invalid.json")
+
     def _load(self) -> None:
+        marks = self.datadir / "invalid.json"
+        if marks.exists():
+            self.invalid = {bytes.fromhex(h)[::-1] for h in json.loads(marks.read_text() or "[]")}
         path = self.datadir / "blocks.dat"
         if path.exists():
             lines = path.read_text().splitlines()
             for n, line in enumerate(lines):
                 try:
                     block = Block.from_bytes(bytes.fromhex(line))
-                    self.validate_block(block)
+                    if block.header.prev_hash not in self.known:
+                        raise BlockError("prev-blk-not-found")
                 except ValueError as e:  # a torn last write after a crash: keep what is valid
                     log.warning("blocks.dat: dropping block line %d and after (%s)", n + 1, e)
                     path.write_text("".join(x + "\n" for x in lines[:n]))
                     break
-                self._connect(block, persist=False)
+                if block.hash not in self.known:
+                    self._remember(block, persist=False)
+        self.activate_best_chain()  # replays the best branch through Core (or block_checks)
         self.mempool.load()

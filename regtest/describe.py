@@ -97,11 +97,12 @@ def chainwork(chain: Chain, height: int) -> str:
 
 
 def header_json(chain: Chain, block: Block) -> dict:
-    height = chain.heights[block.hash]
+    height = chain.tree_heights[block.hash]
+    active = chain.is_active(block.hash)
     h = block.header
     d = {
         "hash": block.hash_hex,
-        "confirmations": chain.height - height + 1,
+        "confirmations": chain.height - height + 1 if active else -1,  # Core's -1: not on the active chain
         "height": height,
         "version": h.version,
         "versionHex": f"{h.version & 0xFFFFFFFF:08x}",
@@ -117,7 +118,7 @@ def header_json(chain: Chain, block: Block) -> dict:
     }
     if height > 0:
         d["previousblockhash"] = hash_hex(h.prev_hash)
-    if height < chain.height:
+    if active and height < chain.height:
         d["nextblockhash"] = chain.blocks[height + 1].hash_hex
     return d
 

@@ -1,10 +1,11 @@
 """The mempool: accepts broadcast transactions with Bitcoin Core's checks and error codes, feeds the miner.
 
 Acceptance follows Core's sendrawtransaction / AcceptToMemoryPool order and reject reasons: decode, context-free
-checks, coinbase, standard version and size, finality, already-in-mempool, conflicts, missing or spent inputs,
-amounts and coinbase maturity, the minimum relay fee, then the caller's maxfeerate. Not done: script and
-signature verification, BIP68 relative locks, replacement (a conflicting transaction is always refused with
-"txn-mempool-conflict", as Core did for transactions not signalling BIP125 before full RBF), package relay.
+checks, coinbase, standard version and size, finality, already-in-mempool, conflicts (BIP125 replacement,
+regtest/rbf.py), missing or spent inputs, amounts and coinbase maturity, the minimum relay fee, replacement
+rules, then scripts and signatures (the chain's verify_scripts: Bitcoin Core's kernel, or nothing in the
+Bitcoin Cash mode), then the caller's maxfeerate. Not done: BIP68 relative locks, Core's policy-only script
+flags, package relay, ancestor/descendant limits.
 A transaction whose outputs are already in the UTXO set gets -27 "Transaction already in block chain": Core's
 wording before v28 (later "Transaction outputs already in utxo set"), kept because Electrum 4.3.4 recognises it.
 """
@@ -17,20 +18,35 @@ import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from .consensus import COIN, Coin, check_transaction, check_tx_inputs, is_final
 from .errors import RPC_DESERIALIZATION_ERROR, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR, RPCError, rejected
+from .rbf import Original, check_replaceable, check_replacement
 from .serialize import Block, Tx
-
-if TYPE_CHECKING:
-    from .chain import Chain
 
 log = logging.getLogger(__name__)
 
 MEMPOOL_HEIGHT = 0x7FFFFFFF  # Core's height marker for coins created by unconfirmed transactions
 MIN_RELAY_FEE_PER_KVB = 1000  # satoshis per 1000 vbytes, Core's -minrelaytxfee default
 DEFAULT_MAX_FEE_RATE = Decimal("0.10")  # BTC/kvB, sendrawtransaction's maxfeerate default
+
+
+class ChainView(Protocol):
+    """What the mempool needs of the chain (regtest.chain.Chain); declared here so mempool imports no chain."""
+
+    segwit: bool
+    datadir: Path | None
+
+    @property
+    def height(self) -> int: ...
+
+    def median_time_past(self, height: int | None = None) -> int: ...
+
+    def coin(self, outpoint: tuple[str, int]) -> Coin | None: ...
+
+    def verify_scripts(self, tx: Tx, coins: list[Coin], ancestors: list[Tx]) -> None: ...
 
 
 @dataclass
@@ -40,10 +56,11 @@ class Entry:
     fee: int
     vsize: int
     time: int
+    replaces: tuple[str, ...] = ()  # what accepting it evicts (BIP125): direct conflicts and their descendants
 
 
 class Mempool:
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: ChainView) -> None:
         self.chain = chain
         self.entries: dict[str, Entry] = {}  # insertion order keeps parents before children
         self.spends: dict[tuple[str, int], str] = {}  # outpoint -> txid of the mempool tx spending it
@@ -93,8 +110,9 @@ class Mempool:
         txid = tx.txid
         if txid in self.entries:
             raise rejected("txn-already-in-mempool")
-        if any(txin.outpoint in self.spends for txin in tx.inputs):
-            raise rejected("txn-mempool-conflict")
+        conflicting = dict.fromkeys(self.spends[i.outpoint] for i in tx.inputs if i.outpoint in self.spends)
+        direct = [self._original(t) for t in conflicting]
+        check_replaceable(direct, self.ancestors)
         coins = [self.coin(txin.outpoint) for txin in tx.inputs]
         if any(c is None for c in coins):
             if any(self.chain.coin((txid, n)) for n in range(len(tx.outputs))):
@@ -105,9 +123,50 @@ class Mempool:
         min_fee = MIN_RELAY_FEE_PER_KVB * vsize // 1000
         if fee < min_fee:
             raise rejected(f"min relay fee not met, {fee} < {min_fee}")
-        return Entry(tx, txid, fee, vsize, int(time.time()))
+        evicted: list[Original] = []
+        if direct:
+            evicted = [self._original(t) for t in self._with_descendants([o.txid for o in direct])]
+            check_replacement(tx, fee, vsize, direct, evicted, set(self.entries))
+        self.chain.verify_scripts(tx, coins, self.ancestors_of_tx(tx))  # type: ignore[arg-type]
+        return Entry(tx, txid, fee, vsize, int(time.time()), tuple(o.txid for o in evicted))
+
+    def _original(self, txid: str) -> Original:
+        entry = self.entries[txid]
+        return Original(txid, entry.tx, entry.fee, entry.vsize)
+
+    def _with_descendants(self, txids: list[str]) -> list[str]:
+        """`txids` and every mempool transaction spending from them, each once."""
+        found: dict[str, None] = {}
+        todo = list(txids)
+        while todo:
+            txid = todo.pop()
+            if txid in found:
+                continue
+            found[txid] = None
+            for n in range(len(self.entries[txid].tx.outputs)):
+                child = self.spends.get((txid, n))
+                if child is not None:
+                    todo.append(child)
+        return list(found)
+
+    def ancestors(self, txid: str) -> list[Tx]:
+        """The unconfirmed ancestors of a mempool transaction, parents before children."""
+        return self.ancestors_of_tx(self.entries[txid].tx)
+
+    def ancestors_of_tx(self, tx: Tx) -> list[Tx]:
+        seen: set[str] = set()
+        todo = [txin.outpoint[0] for txin in tx.inputs]
+        while todo:
+            txid = todo.pop()
+            if txid in self.entries and txid not in seen:
+                seen.add(txid)
+                todo += [txin.outpoint[0] for txin in self.entries[txid].tx.inputs]
+        return [e.tx for t, e in self.entries.items() if t in seen]  # insertion order: parents first
 
     def add(self, entry: Entry) -> None:
+        for txid in entry.replaces:
+            if txid in self.entries:
+                self._remove(txid)
         self.entries[entry.txid] = entry
         for txin in entry.tx.inputs:
             self.spends[txin.outpoint] = entry.txid
@@ -160,6 +219,23 @@ class Mempool:
             child = self.spends.get((txid, n))
             if child is not None:
                 self._remove_with_descendants(child)
+
+    def update_for_reorg(self, resurrected: list[Tx]) -> None:
+        """After a reorg: the disconnected blocks' transactions come back, then everything is checked again
+        against the new chain, so what the new branch confirmed or conflicts with leaves (Core's
+        MaybeUpdateMempoolForReorg); replacements are not applied here (each keeps what it had)."""
+        candidates = resurrected + [e.tx for e in self.entries.values()]
+        self.entries.clear()
+        self.spends.clear()
+        for tx in candidates:
+            try:
+                entry = self.check(tx)
+            except RPCError as e:
+                log.info("reorg: %s leaves the mempool (%s)", tx.txid, e.message)
+                continue
+            if not entry.replaces:
+                self.add(entry)
+        self.save()
 
     # ---- persistence (Core keeps a mempool.dat too) ----
     def save(self) -> None:

@@ -3,7 +3,8 @@
 The set is what ElectrumX calls (getnetworkinfo, getindexinfo, getblockcount, getblockhash, getblock,
 getblockheader, getrawmempool, getrawtransaction, gettxspendingprevout, sendrawtransaction, testmempoolaccept,
 estimatesmartfee, getmempoolinfo) plus what a developer needs to drive a regtest chain (generatetoaddress,
-getblockchaininfo, getbestblockhash, gettxout, decoderawtransaction, getmempoolentry, uptime, stop).
+getblockchaininfo, getbestblockhash, gettxout, decoderawtransaction, getmempoolentry, uptime, stop) and to
+reorganise it (invalidateblock, reconsiderblock, submitblock).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .address import AddressError, address_to_script
+from .blocks import BlockError
 from .chain import Chain
 from .consensus import btc
 from .describe import block_json, chainwork, difficulty, header_json, script_pubkey_json, tx_json
@@ -28,7 +30,7 @@ from .errors import (
     RPCError,
 )
 from .mempool import DEFAULT_MAX_FEE_RATE, MIN_RELAY_FEE_PER_KVB
-from .serialize import DecodeError, Tx, hex_hash
+from .serialize import Block, DecodeError, Tx, hex_hash
 
 CORE_VERSION = 310000  # what ElectrumX 2 requires (Bitcoin Core >= 31.0 for txospenderindex)
 NO_TX = "No such mempool or blockchain transaction. Use gettransaction for wallet transactions."
@@ -167,11 +169,11 @@ class NodeMethods:
             raise RPCError(RPC_INVALID_PARAMETER, "Block height out of range")
         return self.chain.blocks[height].hash_hex
 
-    def _block(self, blockhash: Any):
-        height = self.chain.heights.get(_hash(blockhash, "blockhash"))
-        if height is None:
+    def _block(self, blockhash: Any) -> Block:
+        block = self.chain.known.get(_hash(blockhash, "blockhash"))
+        if block is None:
             raise RPCError(RPC_INVALID_ADDRESS_OR_KEY, "Block not found")
-        return self.chain.blocks[height]
+        return block
 
     def rpc_getblock(self, blockhash: Any, verbosity: Any = 1) -> Any:
         block = self._block(blockhash)
@@ -185,6 +187,27 @@ class NodeMethods:
         if not verbose:
             return block.header.serialize().hex()
         return header_json(self.chain, block)
+
+    def rpc_invalidateblock(self, blockhash: Any) -> None:
+        """Core's invalidateblock: the block and its descendants leave the active chain, their transactions
+        return to the mempool, and the best remaining branch becomes active."""
+        self.chain.invalidate(self._block(blockhash).hash)
+
+    def rpc_reconsiderblock(self, blockhash: Any) -> None:
+        """Core's reconsiderblock: undoes invalidateblock on the block, its ancestors and descendants."""
+        self.chain.reconsider(self._block(blockhash).hash)
+
+    def rpc_submitblock(self, hexdata: Any, dummy: Any = None) -> str | None:
+        """Core's submitblock: null when accepted, else the reject reason as the result (BIP22)."""
+        try:
+            block = Block.from_bytes(bytes.fromhex(hexdata))
+        except (ValueError, TypeError):
+            raise RPCError(RPC_DESERIALIZATION_ERROR, "Block decode failed") from None
+        try:
+            self.chain.connect_block(block)
+        except BlockError as e:
+            return str(e)
+        return None
 
     # ---- transactions ----
     def rpc_getrawtransaction(self, txid: Any, verbose: Any = 0, blockhash: Any = None) -> Any:

@@ -79,8 +79,12 @@ class Utxo:
     key: Key
 
 
-def sign_tx(inputs: list[Utxo], outputs: list[tuple[str, int]], locktime: int = 0) -> tuple[str, str]:
-    """A signed p2wpkh transaction spending `inputs` to (address, satoshis) outputs: (raw hex, txid)."""
+def sign_tx(
+    inputs: list[Utxo], outputs: list[tuple[str, int]], locktime: int = 0, sequence: int = 0xFFFFFFFE
+) -> tuple[str, str]:
+    """A signed p2wpkh transaction spending `inputs` to (address, satoshis) outputs: (raw hex, txid).
+
+    `sequence` on every input: 0xfffffffd or lower signals BIP125 replaceability."""
     from electrum.transaction import PartialTransaction, PartialTxInput, PartialTxOutput, TxOutpoint, TxOutput
 
     txins = []
@@ -90,6 +94,7 @@ def sign_tx(inputs: list[Utxo], outputs: list[tuple[str, int]], locktime: int = 
         txin.pubkeys = [bytes.fromhex(utxo.key.pubkey)]
         txin.num_sig = 1
         txin.witness_utxo = TxOutput.from_address_and_value(utxo.key.address, utxo.value)
+        txin.nsequence = sequence
         txins.append(txin)
     txouts = [PartialTxOutput.from_address_and_value(address, value) for address, value in outputs]
     tx = PartialTransaction.from_io(txins, txouts, locktime=locktime)

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from regtest.address import AddressError, address_to_script, script_to_address
-from regtest.chain import GENESIS_HASH, Chain, bip34_prefix, find_commitment, genesis_block, witness_commitment
+from regtest.blocks import GENESIS_HASH, bip34_prefix, find_commitment, genesis_block, witness_commitment
+from regtest.chain import Chain
 from regtest.consensus import REGTEST_BITS, block_subsidy
 from regtest.electrum_client import ElectrumClient, ElectrumError, scripthash
 from regtest.errors import RPCError
