@@ -117,7 +117,8 @@ async def test_double_spend_broadcast_gets_the_spec_error(regtest_stack):
         coin = next(c for c in coins if 0 < c["height"] <= tip - 100 and Decimal(c["value"]) > 3)  # mature
         outpoint = coin["prevout_hash"] + ":" + str(coin["prevout_n"])
         one, other = key_pair(104, "p2wpkh").first_address(), key_pair(105, "p2wpkh").first_address()
-        first = await d.call("payto", one, "1", from_coins=outpoint, xpub=PAYER_SEED)
+        # not signalling BIP125: the node refuses any conflict (a signalling one could be replaced by fee)
+        first = await d.call("payto", one, "1", from_coins=outpoint, rbf=False, xpub=PAYER_SEED)
         second = await d.call("payto", other, "2", from_coins=outpoint, xpub=PAYER_SEED)
         txid = await d.call("broadcast", first)
         code, message = await call_error(d, "broadcast", second)
