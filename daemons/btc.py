@@ -74,6 +74,7 @@ class BTCDaemon(
         "new_transaction": "on_new_transaction",
         "request_status": "on_request_status",
         "verified": "on_verified",
+        "wallet_updated": "on_wallet_updated",
     }
 
     electrum: ModuleType
@@ -89,6 +90,7 @@ class BTCDaemon(
         self.reported: ReportedState | None = None
         self.wallet_loads = 0  # wallets built (restored or opened) since start: the single-flight's witness
         self._keys_by_wallet: dict[int, str] = {}
+        self._up_to_date: dict[int, bool] = {}  # per wallet: whether its last sync round had caught up
         self._registered: list[Any] = []
 
     # -- settings -------------------------------------------------------------------------------

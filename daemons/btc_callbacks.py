@@ -1,4 +1,11 @@
-"""Electrum's callbacks as the BTC daemon's events, each reported once (``ReportedState``)."""
+"""Electrum's callbacks as the BTC daemon's events, each reported once (``ReportedState``).
+
+Callbacks alone can lose an event: Electrum saves a wallet before its callbacks reach the loop, and
+after a restart it never fires them again for what the file already holds. So each wallet is also
+reconciled, when it loads and whenever it has caught up with its server: every transaction, its
+verification and every request's status are compared with what was reported, and what never was
+is reported now. The same handlers do both, so a fact is reported once whichever path sees it first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,46 @@ from typing import Any
 
 class CallbacksMixin:
     """One handler per Electrum callback (``CALLBACKS``), each emitting one contract event."""
+
+    async def on_wallet_updated(self, wallet: Any) -> None:
+        """Electrum's 'wallet_updated' (after each sync round): reconcile when the wallet has just caught up."""
+        up_to_date = bool(wallet.is_up_to_date())
+        was_up_to_date = self._up_to_date.get(id(wallet), False)
+        self._up_to_date[id(wallet)] = up_to_date
+        if up_to_date and not was_up_to_date and self.key_of(wallet) is not None:
+            await self.reconcile_wallet(wallet)
+
+    async def reconcile_wallet(self, wallet: Any) -> None:
+        """Report what the wallet holds and was never reported (a crash between its save and the event)."""
+        key = self.key_of(wallet)
+        if key is None or self.reported is None:
+            return
+        txids = sorted(self.wallet_txids(wallet), key=wallet.adb.get_txpos)
+        for txid in txids:
+            await self.on_new_transaction(wallet, wallet.db.get_transaction(txid))
+        for txid in txids:
+            mined = wallet.db.get_verified_tx(txid)
+            if mined is not None:
+                await self.on_verified(wallet, txid, mined)
+        for request in wallet.get_sorted_requests():
+            request_id = request.get_id()
+            # A request no transaction touched was never reported by a callback (Electrum fires none),
+            # so there is nothing to catch up on: its creation is not an event.
+            if self.reported.get("request", key, request_id) is None and not self.request_tx_hashes(wallet, request):
+                continue
+            await self.on_request_status(wallet, request_id, wallet.get_invoice_status(request))
+
+    def wallet_txids(self, wallet: Any) -> list[str]:
+        """The stored transactions Electrum reports as the wallet's ('new_transaction' fires for these only)."""
+        mine = []
+        for txid in wallet.db.list_transactions():
+            tx = wallet.db.get_transaction(txid)
+            if tx is None:
+                continue
+            outputs = any(wallet.is_mine(output.address) for output in tx.outputs())
+            if outputs or any(wallet.is_mine(wallet.adb.get_txin_address(txin)) for txin in tx.inputs()):
+                mine.append(txid)
+        return mine
 
     async def on_blockchain_updated(self, *args: Any) -> None:
         if self.network is None or self.reported is None:

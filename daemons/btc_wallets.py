@@ -38,6 +38,7 @@ class WalletsMixin:
             path = self.wallet_path(identity.key)
             wallet = await asyncio.to_thread(self.open_or_restore_wallet, identity.key, path)
         self.start_wallet(self.wallet_key(identity), wallet)
+        await self.reconcile_wallet(wallet)
         return wallet
 
     def open_or_restore_wallet(self, key: str, path: Path) -> Any:
@@ -99,6 +100,7 @@ class WalletsMixin:
         if self.router is not None:
             self.router.detach(wallet)
         self._keys_by_wallet.pop(id(wallet), None)
+        self._up_to_date.pop(id(wallet), None)
         await self.stop_wallet(wallet)
 
     def owns_address(self, wallet: Any, address: str) -> bool:

@@ -98,17 +98,26 @@ async def running_daemon(
 
 @contextlib.asynccontextmanager
 async def spawned_daemon(
-    name: str, env: Mapping[str, str], data_path: Path, port: int | None = None, timeout: float = 60.0
+    name: str,
+    env: Mapping[str, str],
+    data_path: Path,
+    port: int | None = None,
+    timeout: float = 60.0,
+    module: str = "daemons",
+    extra_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[tuple[DaemonClient, subprocess.Popen[bytes]]]:
-    """Run ``python -m daemons <name>`` as a subprocess (so a test can SIGKILL it) and wait until it answers."""
+    """Run ``python -m <module> <name>`` as a subprocess (so a test can SIGKILL it) and wait until it answers.
+
+    ``env`` keys get the daemon's prefix; ``extra_env`` is passed as it is (a test module's own switches)."""
     port = port or free_port()
     prefix = name.upper()
     child_env = {
         **os.environ,
         **prefixed(prefix, {"HOST": "127.0.0.1", "PORT": str(port), "DATA_PATH": str(data_path), **env}),
+        **(extra_env or {}),
     }
     log = open(data_path.parent / f"{name}-{port}.log", "ab")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen([sys.executable, "-m", "daemons", name], env=child_env, cwd=ROOT, stdout=log, stderr=log)
+    process = subprocess.Popen([sys.executable, "-m", module, name], env=child_env, cwd=ROOT, stdout=log, stderr=log)
     try:
         async with aiohttp.ClientSession() as session:
             client = DaemonClient(f"http://127.0.0.1:{port}", session)

@@ -143,3 +143,30 @@ async def test_bch_checks_amounts_fees_and_expiries_before_electron_cash_sees_th
         assert info.value.code == -32602
     assert daemon.request_terms("-0", 0, "expiration") == ("0", None)
     assert daemon.request_terms("1.50000000", 60, "expiration") == ("1.5", 60)
+
+
+async def test_bch_records_a_reported_fact_in_its_events_own_transaction(tmp_path):
+    """A crash between storing an event and recording it as reported would report it twice after a restart."""
+    from daemons.bch_events import Report
+    from daemons.btc_events import ReportedState
+    from daemons.events import EventStore
+    from daemons.websocket import Hub
+
+    class RecordFails(ReportedState):  # the fault: the process dies while the fact is being recorded
+        def put(self, *args, **kwargs):
+            raise RuntimeError("killed while recording")
+
+    daemon = make()
+    daemon.store = EventStore(tmp_path / "events.sqlite3")
+    daemon.hub = Hub(daemon.store, "BCH", daemon.wallet_key)
+    txid = "ab" * 32
+    report = Report("new_transaction", {"tx": txid}, "wallet", "tx", txid, "seen")
+    daemon.reported = RecordFails(daemon.state_db, "BCH")
+    with pytest.raises(RuntimeError):
+        await daemon.deliver(report)
+    assert daemon.store.fetch(0) == []  # not stored without its record
+    daemon.reported = ReportedState(daemon.state_db, "BCH")
+    await daemon.deliver(report)
+    await daemon.deliver(report)
+    assert [e.fields for e in daemon.store.fetch(0)] == [{"tx": txid}]
+    daemon.store.close()
