@@ -39,6 +39,7 @@ STREAM2_ADDRESS = encode_address(4, 2, RIPE)
 NON_MINIMAL_VARINT_ADDRESS = raw_address(b"\xfd\x00\x04" + encode_varint(1) + RIPE)
 LEADING_ZERO_V4_ADDRESS = raw_address(encode_varint(4) + encode_varint(1) + b"\x00" + RIPE[:19])
 GOOD_ADDRESS = encode_address(4, 1, RIPE)
+REMOTE = encode_address(4, 1, ripe_from(b"a remote address"))  # valid, and not one of a double's own
 BAD_CHECKSUM_ADDRESS = GOOD_ADDRESS[:-1] + ("2" if GOOD_ADDRESS[-1] != "2" else "3")
 
 

@@ -1,12 +1,18 @@
 """A test double of a PyBitmessage node's API, for the Bitmessage adapter's tests only.
 
 PyBitmessage is in no package registry this project reaches, so the adapter is tested against this
-in-process aiohttp server instead. It copies the behaviour documented in
-shared/seeds/pybitmessage-api.txt and observed in PyBitmessage's src/api.py (read, not copied):
+in-process aiohttp server instead. It copies PyBitmessage 0.6.3.2 (the v0.6 branch of
+github.com/Bitmessage/PyBitmessage), as documented in shared/seeds/pybitmessage-api.txt and as its
+sources do it (read, not copied; each behaviour names its file below), checked against that node:
 
-* transport: one HTTP endpoint (paths ``/`` and ``/RPC2``, anything else is 404), HTTP Basic auth
-  checked on every POST (missing or wrong credentials: 401 with an empty body, after a delay that
-  the real node makes 2 s and this double makes ``auth_delay``; an unparseable header: 500);
+* transport (src/api.py, singleAPI and BMXMLRPCRequestHandler): one HTTP endpoint (paths ``/``
+  and ``/RPC2``, anything else is 404), one request served at a time (SimpleXMLRPCServer's
+  handle_request in a loop: a second caller waits until the first is answered), HTTP Basic auth
+  checked on every POST (missing or wrong credentials: 401 with an empty body after
+  ``auth_delay``, 2 s as the node's time.sleep(2) in do_POST, twice that without a header, which
+  APIAuthenticateClient sleeps too; an unparseable header: 500). Tests may shorten the delays;
+  ``address_delay`` is the time one deterministic address takes (0.4 s, measured on the node:
+  10 addresses in 4 s);
 * ``apivariant``: ``xml`` (XML-RPC; an APIError is an XML-RPC fault whose faultCode is the error
   number; a ``None`` result cannot be marshalled and becomes fault 1), ``json`` (jsonrpclib's
   server: APIErrors are wrapped into -32603 errors whose message is ``"<class 'api.APIError'>:API
@@ -17,14 +23,29 @@ shared/seeds/pybitmessage-api.txt and observed in PyBitmessage's src/api.py (rea
 * the commands of the seed's list and of the source (``enableAddress``, ``listConnections``), with
   their parameter names, defaults, base64 fields (labels, passphrases, subjects, messages), hex ids
   and the APIError numbers 0000-0027 with the node's message texts, checked in the node's order;
+  a TypeError inside a command is turned into 0000 or 0021 as src/api.py _handle_request does
+  (so a sendMessage to a mistyped toAddress, whose ackdata helper_sent.insert leaves None, answers
+  "0000: Command sendMessage takes at least 5 parameters (4 given)", and with legacy's wrapper
+  "takes at most 0 parameters");
+* the inbox's receivedTime is a string (src/class_sqlThread.py: the inbox's ``received`` column is
+  text), the sent rows' lastActionTime an integer;
+* sent messages move through the statuses src/class_singleWorker.py (sendMsg, requestPubKey),
+  src/class_objectProcessor.py (a pubkey or an ack arrives), src/class_singleCleaner.py (resendMsg,
+  resendPubkeyRequest) and bitmessageqt (the user forces a too difficult PoW) give them, one step
+  per ``advance_sent``; the route depends on what the node knows of the recipient (``peer``):
+  to one of its own addresses msgqueued, doingmsgpow, msgsentnoackexpected (and a copy in its own
+  inbox); pubkey unknown msgqueued, doingpubkeypow, awaitingpubkey, doingmsgpow, msgsent,
+  ackreceived; a demand above its maximum difficulty toodifficult (``force_pow``: forcepow, then
+  msgsent); a recipient that sends no acks msgsentnoackexpected; a failed encryption badkey;
+  ``resend`` is the cleaner's resend (msgsent or awaitingpubkey back to msgqueued);
 * Bitmessage addresses: base58 of varint version + varint stream + ripe + 4 checksum bytes of a
   double SHA-512, decoded with the node's statuses (checksum, characters, version, varint...).
 
 What it does not copy: no real cryptography or proof of work (addresses are derived from hashes,
-disseminated objects are stored as given), no peers. The test controls what the network would do:
-``deliver`` puts a message into the inbox, ``advance_sent`` moves sent messages one status on,
-``set_network`` changes the connection count, ``stop``/``start`` take the node away and back with
-its state kept.
+disseminated objects are stored as given), no peers, no clock for the worker and cleaner threads.
+The test controls what the network would do: ``deliver`` puts a message into the inbox,
+``advance_sent``/``resend``/``force_pow`` move sent messages on, ``set_network`` changes the
+connection count, ``stop``/``start`` take the node away and back with its state kept.
 """
 
 from __future__ import annotations
@@ -50,8 +71,10 @@ BROADCAST_TO = "[Broadcast subscribers]"
 ANNOUNCEMENTS = "BM-GtovgYdgs7qXPkoYaRgrLFuFKz1SFpsw"  # the subscription a fresh node has
 SOFTWARE_VERSION = "0.6.3.2"
 MAX_MESSAGE = 2**18 - 500
-MESSAGE_STEPS = ("msgqueued", "awaitingpubkey", "doingmsgpow", "msgsent", "ackreceived")
-BROADCAST_STEPS = ("broadcastqueued", "doingbroadcastpow", "broadcastsent")
+AUTH_DELAY = 2.0  # src/api.py do_POST: time.sleep(2) before each 401 (and 2 s more without a header)
+ADDRESS_DELAY = 0.4  # seconds per address of createDeterministicAddresses, as measured on the node
+# src/api.py HandleSendMessage: helper_sent.insert returns None for an undecodable toAddress
+NONE_ACKDATA = "b2a_hex() argument 1 must be string or buffer, not None"
 
 
 # --- the address format ------------------------------------------------------------------------
@@ -222,6 +245,17 @@ class Message:
     read: bool = False
     status: str = ""
     ackdata: bytes = b""
+    route: list[str] = field(default_factory=list)  # the statuses still to come, one per advance_sent
+
+
+@dataclass
+class Peer:
+    """What the node knows of a remote address: whether it has its pubkey, and what the pubkey says."""
+
+    pubkey: bool = False
+    acks: bool = True  # the pubkey's behaviour bitfield has DOESACK (protocol.BITFIELD_DOESACK)
+    too_difficult: bool = False  # it demands more than maxacceptablenoncetrialsperbyte
+    bad_key: bool = False  # highlevelcrypto.encrypt fails on it
 
 
 @dataclass
@@ -236,6 +270,7 @@ class NodeState:
     inbox: list[Message] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
     inventory: dict[bytes, tuple[int, int, bytes, int, bytes]] = field(default_factory=dict)
+    peers: dict[str, Peer] = field(default_factory=dict)
     connections: int = 0
     incoming: bool = False
     status_bar: str = ""
@@ -253,6 +288,8 @@ class Dispatcher:
         self.variant = variant
         self.method = ""
         self.shutdown_requested = False
+        self.work = 0.0  # seconds the last command keeps the node busy before it answers
+        self.address_delay = ADDRESS_DELAY
         self.handlers: dict[str, Callable] = {}
         for _, func in inspect.getmembers(self, predicate=inspect.ismethod):
             for name in getattr(func, "_commands", ()):
@@ -263,31 +300,39 @@ class Dispatcher:
     def dispatch(self, method: str, params: list[Any]) -> Any:
         """Run one command; any failure becomes an APIError, as in the node's _dispatch."""
         self.method = method
+        self.work = 0.0
         func = self.handlers.get(method)
         if func is None:
             raise APIError(20, f"Invalid method: {method}")
         try:
-            inspect.signature(func).bind(*params)
-        except TypeError as exc:
-            raise APIError(0, self._count_message(method, func, len(params))) from exc
-        try:
+            inspect.signature(func).bind(*params)  # Python 2 raises this TypeError on the call itself
             return func(*params)
         except APIError:
             raise
+        except TypeError as exc:
+            raise self._type_error(method, func, len(params), exc) from exc
         except VarintError as exc:
             raise APIError(26, f"Data contains a malformed varint. Some details: {exc}") from exc
         except Exception as exc:
             raise APIError(21, f"Unexpected API Failure - {exc}") from exc
 
-    @staticmethod
-    def _count_message(method: str, func: Callable, given: int) -> str:
-        # The node counts `self` among the parameters when it words this message.
+    def _type_error(self, method: str, func: Callable, given: int, exc: TypeError) -> APIError:
+        """src/api.py _handle_request: any TypeError mentioning an argument is 0000, worded by counts.
+
+        The counts come from the handler's code object, `self` included; legacy's wrapper(*args)
+        has none, so there every such error "takes at most 0 parameters".
+        """
+        message = f"Unexpected API Failure - {exc}"
+        if "argument" not in str(exc):
+            return APIError(21, message)
         params = inspect.signature(func).parameters.values()
-        most = len(params) + 1
-        least = most - sum(1 for p in params if p.default is not p.empty)
-        if given > most - 1:
-            return f"Command {method} takes at most {most} parameters ({given} given)"
-        return f"Command {method} takes at least {least} parameters ({given} given)"
+        most = 0 if self.variant == "legacy" else len(params) + 1
+        least = 0 if self.variant == "legacy" else most - sum(1 for p in params if p.default is not p.empty)
+        if given > most:
+            message = f"Command {method} takes at most {most} parameters ({given} given)"
+        elif given < least:
+            message = f"Command {method} takes at least {least} parameters ({given} given)"
+        return APIError(0, message)
 
     # addresses
 
@@ -395,6 +440,7 @@ class Dispatcher:
         if numberOfAddresses > 999:
             raise APIError(5, TOO_MANY)
         made = [self._derive(raw, version, i) for i in range(numberOfAddresses)]
+        self.work = numberOfAddresses * self.address_delay
         for address in made:
             self.state.identities.setdefault(address, Identity(label=b"unused API address"))
         return {"addresses": made}
@@ -477,7 +523,7 @@ class Dispatcher:
     def _inbox_row(msg: Message) -> dict:
         return {"msgid": msg.msgid.hex(), "toAddress": msg.to_address, "fromAddress": msg.from_address,
                 "subject": b64(text_of(msg.subject)), "message": b64(text_of(msg.message)),
-                "encodingType": msg.encoding, "receivedTime": msg.when, "read": int(msg.read)}  # fmt: skip
+                "encodingType": msg.encoding, "receivedTime": str(msg.when), "read": int(msg.read)}  # fmt: skip
 
     @staticmethod
     def _sent_row(msg: Message) -> dict:
@@ -584,9 +630,27 @@ class Dispatcher:
 
     def _store_sent(self, to: str, sender: str, subject: bytes, message: bytes, encoding: int, status: str) -> str:
         msg = Message(os.urandom(16), to, sender, subject, message, encoding, int(time.time()),
-                      folder="sent", status=status, ackdata=os.urandom(38))  # fmt: skip
+                      folder="sent", status=status, ackdata=os.urandom(38), route=self.route(to))  # fmt: skip
         self.state.sent.append(msg)
         return msg.ackdata.hex()
+
+    def route(self, to: str) -> list[str]:
+        """The statuses a message to `to` will go through after its first (see the module's docstring)."""
+        if to == BROADCAST_TO:
+            return ["doingbroadcastpow", "broadcastsent"]
+        if to in self.state.identities:  # sendMsg: config.has_section(toaddress), no ack expected
+            return ["doingmsgpow", "msgsentnoackexpected"]
+        peer = self.state.peers.get(to, Peer())
+        fetch = [] if peer.pubkey else ["doingpubkeypow", "awaitingpubkey"]
+        return [*fetch, "doingmsgpow", *self.pow_outcome(peer)]
+
+    @staticmethod
+    def pow_outcome(peer: Peer, forced: bool = False) -> list[str]:
+        if peer.too_difficult and not forced:
+            return ["toodifficult"]
+        if peer.bad_key:
+            return ["badkey"]
+        return ["msgsent", "ackreceived"] if peer.acks else ["msgsentnoackexpected"]
 
     @command("sendMessage")
     def send_message(
@@ -595,8 +659,8 @@ class Dispatcher:
         sender, subject_raw, message_raw = self._check_outgoing(fromAddress, subject, message, encodingType)
         toAddress = add_bm(toAddress)
         if decode_address(toAddress)[0] != "success":
-            # The node stores nothing and then fails to hex-encode the missing ackdata.
-            raise TypeError("must be string or buffer, not None")
+            # helper_sent.insert stores nothing and returns None, which hexlify refuses.
+            raise TypeError(NONE_ACKDATA)
         return self._store_sent(toAddress, sender, subject_raw, message_raw, encodingType, "msgqueued")
 
     @command("sendBroadcast")
@@ -833,10 +897,15 @@ class BitmessageDouble:
         variant: str = "xml",
         username: str = "bmuser",
         password: str = "bmpass",
-        auth_delay: float = 0.0,
+        auth_delay: float = AUTH_DELAY,
         without: tuple[str, ...] = (),
+        address_delay: float = ADDRESS_DELAY,
     ) -> None:
-        """`without`: commands this node lacks, as an older PyBitmessage release would."""
+        """`without`: commands this node lacks, as an older PyBitmessage release would.
+
+        `auth_delay` and `address_delay` are the node's (see the module's docstring); tests that do
+        not look at them make them 0.
+        """
         if variant not in ("xml", "json", "legacy"):
             raise ValueError(f"unknown apivariant {variant!r}")
         self.variant = variant
@@ -845,9 +914,12 @@ class BitmessageDouble:
         self.auth_delay = auth_delay
         self.state = NodeState()
         self.dispatcher = Dispatcher(self.state, variant, without)
+        self.dispatcher.address_delay = address_delay
         self.requests = 0
+        self.refused = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._serving = asyncio.Lock()  # the node's one API thread
 
     @property
     def url(self) -> str:
@@ -890,16 +962,22 @@ class BitmessageDouble:
         return user == self.username and password == self.password
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        async with self._serving:  # a caller that comes meanwhile waits, as at the node's backlog
+            return await self._serve(request)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST" or request.path not in ("/", "/RPC2"):
             return web.Response(status=404 if request.method == "POST" else 501)
         self.requests += 1
         body = await request.read()
+        header = request.headers.get("Authorization")
         try:
-            authorized = self._authorized(request.headers.get("Authorization"))
+            authorized = self._authorized(header)
         except Exception:
             return web.Response(status=500)
         if not authorized:
-            await asyncio.sleep(self.auth_delay)
+            self.refused += 1
+            await asyncio.sleep(self.auth_delay * (2 if header is None else 1))
             return web.Response(status=401)
         transport: XMLTransport | JSONTransport
         if self.variant == "json":
@@ -907,6 +985,7 @@ class BitmessageDouble:
         else:
             transport = XMLTransport(self.dispatcher, legacy=self.variant == "legacy")
         text = transport.handle(body)
+        await asyncio.sleep(self.dispatcher.work)
         response = web.Response(text=text, content_type=transport.content_type, headers={"Connection": "close"})
         if self.dispatcher.shutdown_requested:
             self.dispatcher.shutdown_requested = False
@@ -928,15 +1007,40 @@ class BitmessageDouble:
         self.state.processed += 1
         return msg.msgid.hex()
 
+    def peer(self, address: str, **known: bool) -> None:
+        """What the node knows of a remote address from now on (Peer's fields), for messages sent after."""
+        self.state.peers[address] = Peer(**known)
+
+    def _sent(self, ackdata: str | None) -> list[Message]:
+        return [m for m in self.state.sent if ackdata is None or m.ackdata.hex() == ackdata]
+
+    def _set_status(self, msg: Message, status: str, route: list[str]) -> None:
+        msg.status, msg.route, msg.when = status, route, int(time.time())
+        if status == "msgsentnoackexpected" and msg.to_address in self.state.identities:
+            # class_singleWorker.sendMsg puts a message to one of the node's own addresses in its inbox
+            self.deliver(msg.to_address, msg.from_address, msg.subject.decode(), msg.message.decode(), msg.encoding)
+
     def advance_sent(self, ackdata: str | None = None) -> None:
-        """Move sent messages (or the one with this ackdata) one status further along."""
-        for msg in self.state.sent:
-            if ackdata is not None and msg.ackdata.hex() != ackdata:
-                continue
-            steps = BROADCAST_STEPS if msg.to_address == BROADCAST_TO else MESSAGE_STEPS
-            if msg.status in steps and msg.status != steps[-1]:
-                msg.status = steps[steps.index(msg.status) + 1]
-                msg.when = int(time.time())
+        """Move sent messages (or the one with this ackdata) one status further along their route."""
+        for msg in self._sent(ackdata):
+            if msg.route:
+                self._set_status(msg, msg.route[0], msg.route[1:])
+
+    def resend(self, ackdata: str | None = None) -> None:
+        """class_singleCleaner: no ack (msgsent) or no pubkey (awaitingpubkey) in time: msgqueued again."""
+        for msg in self._sent(ackdata):
+            peer = self.state.peers.get(msg.to_address, Peer())
+            if msg.status == "msgsent":
+                self._set_status(msg, "msgqueued", ["doingmsgpow", *self.dispatcher.pow_outcome(peer, forced=True)])
+            elif msg.status == "awaitingpubkey":
+                self._set_status(msg, "msgqueued", self.dispatcher.route(msg.to_address))
+
+    def force_pow(self, ackdata: str) -> None:
+        """The user sends a toodifficult message anyway (bitmessageqt sets forcepow; sendMsg does the work)."""
+        for msg in self._sent(ackdata):
+            if msg.status == "toodifficult":
+                peer = self.state.peers.get(msg.to_address, Peer())
+                self._set_status(msg, "forcepow", self.dispatcher.pow_outcome(peer, forced=True))
 
     def set_network(self, connections: int, incoming: bool = False) -> None:
         self.state.connections = connections

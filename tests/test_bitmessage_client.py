@@ -37,7 +37,7 @@ async def test_detects_the_variant(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_every_command_under_every_name(variant: str) -> None:
-    async with BitmessageDouble(variant) as node:
+    async with BitmessageDouble(variant, address_delay=0) as node:
         client = client_of(node, variant)
         try:
             called = await exercise_all(client.call, node)
@@ -99,7 +99,7 @@ async def test_named_arguments_are_checked_before_the_node() -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_bad_credentials(variant: str) -> None:
-    async with BitmessageDouble(variant) as node:
+    async with BitmessageDouble(variant, auth_delay=0) as node:
         client = client_of(node, variant, password="wrong")
         try:
             with pytest.raises(NodeAuthError):
