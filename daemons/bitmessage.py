@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from daemons import bitmessage_address
 from daemons import bitmessage_commands as bmc
 from daemons.base import BaseDaemon, RPCMethod, rpc
 from daemons.bitmessage_client import (
@@ -27,11 +28,13 @@ from daemons.bitmessage_client import (
     BitmessageError,
     NodeAPIError,
     NodeAuthError,
+    NodeTimeout,
     NodeUnavailable,
 )
 from daemons.bitmessage_events import NodeWatcher
 from daemons.jsonrpc import INVALID_PARAMS, WALLET_LOAD_FAILED, RPCError, WalletIdentity
 from daemons.settings import SettingsError, parse_positive_float
+from daemons.urls import parse_backend_url
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +42,13 @@ API_ERROR_BASE = -33000  # node error 00NN is -330NN
 NODE_UNREACHABLE = -33100
 NODE_AUTH_FAILED = -33101
 NODE_PROTOCOL_ERROR = -33102
+NODE_TIMEOUT = -33103
 HEALTH_TIMEOUT = 5.0
+LONG_CALL = 1.0  # a call at the node this long makes /health say busy instead of queueing behind it
+AUTH_BACKOFF = (2.0, 120.0)  # seconds without calls after a refused login, doubling up to the second figure
+DEFAULT_NODE_URL = "http://127.0.0.1:8442/"
 SEND_COMMANDS = ("sendMessage", "sendBroadcast")
+CHECKED_ADDRESSES = ("toAddress", "fromAddress")  # of the send commands: the node never checks toAddress
 INBOX_SCOPED = ("getAllInboxMessages", "getAllInboxMessageIds", "getAllInboxMessageIDs")
 
 
@@ -72,6 +80,8 @@ def node_errors() -> Iterator[None]:
         raise RPCError(NODE_UNREACHABLE, str(exc)) from exc
     except NodeAuthError as exc:
         raise RPCError(NODE_AUTH_FAILED, str(exc)) from exc
+    except NodeTimeout as exc:
+        raise RPCError(NODE_TIMEOUT, str(exc)) from exc
     except BitmessageError as exc:
         raise RPCError(NODE_PROTOCOL_ERROR, str(exc)) from exc
     except bmc.BindError as exc:
@@ -91,9 +101,17 @@ class BitmessageDaemon(BaseDaemon):
 
     def load_settings(self) -> None:
         super().load_settings()
-        self.node_url = self.env("NODE_URL", default="http://127.0.0.1:8442/")
-        self.node_user = self.env("NODE_USER", default="")
-        self.node_password = self.env("NODE_PASSWORD", default="")
+        node = self.env("NODE_URL", cast=parse_backend_url, default=parse_backend_url(DEFAULT_NODE_URL))
+        self.node_url = node.url  # without credentials: those go as Basic auth only
+        try:
+            self.node_user, self.node_password = node.credentials(
+                self.env("NODE_USER", default=""), self.env("NODE_PASSWORD", default="")
+            )
+        except ValueError:
+            raise SettingsError(
+                "BITMESSAGE_NODE_URL holds a user or password and BITMESSAGE_NODE_USER/BITMESSAGE_NODE_PASSWORD "
+                "are set too: give the credentials once"
+            ) from None
         self.api_variant = self.env("API_VARIANT", cast=parse_variant, default="auto")
         self.poll_interval = self.env("POLL_INTERVAL", cast=parse_positive_float, default=5.0)
         self.node_timeout = self.env("NODE_TIMEOUT", cast=parse_positive_float, default=60.0)
@@ -110,7 +128,7 @@ class BitmessageDaemon(BaseDaemon):
 
     async def start_backend(self) -> None:
         self.client = BitmessageClient(
-            self.node_url, self.node_user, self.node_password, self.api_variant, self.node_timeout
+            self.node_url, self.node_user, self.node_password, self.api_variant, self.node_timeout, AUTH_BACKOFF
         )
         self.watcher = NodeWatcher(self.client, self.state_db, self.notify, self.notify_existing)
         self.poller = asyncio.create_task(self.poll_forever())
@@ -124,31 +142,54 @@ class BitmessageDaemon(BaseDaemon):
             await self.client.close()
 
     async def poll_forever(self) -> None:
+        """Poll the node; a failure is logged when its kind changes (the texts carry changing figures)."""
         assert self.watcher is not None
         while True:
             try:
                 self.node_status = await self.watcher.poll()
                 if self.node_error is not None:
-                    logger.info("Bitmessage node is reachable again")
+                    logger.info("Bitmessage node answers again")
                 self.node_error = None
             except BitmessageError as exc:
-                if self.node_error != str(exc):
-                    logger.warning("Bitmessage node poll failed: %s", exc)
-                self.node_error = str(exc)
+                if self.node_error != type(exc).__name__:
+                    level = logging.INFO if isinstance(exc, NodeTimeout) else logging.WARNING
+                    logger.log(level, "Bitmessage node poll failed: %s", exc)
+                self.node_error = type(exc).__name__
             except Exception:
                 logger.exception("Bitmessage poll failed")
             await asyncio.sleep(self.poll_interval)
 
     async def health(self) -> dict[str, Any]:
+        """ok, busy (a call of ours is at the node, or it left one unanswered) or backend_unavailable.
+
+        No URL is shown: /health needs no auth. A busy node or one in the pause after refusing the
+        credentials is not asked (the node would keep the caller waiting, or sleep 2 s per refusal).
+        """
         assert self.client is not None
+        busy = await self.wait_idle()
+        if busy is not None:
+            return {"status": "busy", "node": {"error": f"the node is busy: {busy}"}}
         try:
+            self.client.check_refusal()
             with node_errors():
                 status = await asyncio.wait_for(self.client.call("clientStatus"), HEALTH_TIMEOUT)
-        except (RPCError, TimeoutError) as exc:
-            detail = exc.message if isinstance(exc, RPCError) else "the node did not answer in time"
-            return {"status": "backend_unavailable", "node": {"url": self.node_url, "error": detail}}
+        except TimeoutError:
+            return {"status": "busy", "node": {"error": self.client.busy() or "the node did not answer in time"}}
+        except (RPCError, NodeAuthError) as exc:
+            state = "busy" if isinstance(exc, RPCError) and exc.code == NODE_TIMEOUT else "backend_unavailable"
+            return {"status": state, "node": {"error": exc.message if isinstance(exc, RPCError) else str(exc)}}
         node = {key: status.get(key) for key in ("networkStatus", "networkConnections", "softwareVersion")}
-        return {"status": "ok", "node": {"url": self.node_url, "variant": self.client.variant, **node}}
+        return {"status": "ok", "node": {"variant": self.client.variant, **node}}
+
+    async def wait_idle(self) -> str | None:
+        """Wait while short calls of ours are at the node; why it is busy once one is long (or none)."""
+        assert self.client is not None
+        deadline = asyncio.get_running_loop().time() + HEALTH_TIMEOUT
+        while (busy := self.client.busy(longer_than=LONG_CALL)) is None and self.client.busy() is not None:
+            if asyncio.get_running_loop().time() > deadline:
+                return self.client.busy()
+            await asyncio.sleep(0.05)
+        return busy
 
     # -- identities ------------------------------------------------------------------------------
 
@@ -180,6 +221,8 @@ class BitmessageDaemon(BaseDaemon):
             given.setdefault("fromAddress", wallet.address)
         if wallet is not None and name in INBOX_SCOPED:
             return await self.scoped_inbox(name, wallet.address, raw)
+        if cmd.name in SEND_COMMANDS:
+            check_addresses(given)
         names = [p.name for p in cmd.params]
         if raw and list(given) == names[: len(given)]:
             result = await self.node_call(name, *given.values(), raw=True)  # sent as given, even too few
@@ -275,6 +318,17 @@ class BitmessageDaemon(BaseDaemon):
     async def message_status(self, ackdata: str) -> str:
         """The status of a sent message: msgqueued ... ackreceived, or notfound."""
         return await self.node_call("getStatus", ackdata)
+
+
+def check_addresses(values: dict[str, Any]) -> None:
+    """The node's address rules on a send command's addresses, before the node sees them."""
+    for parameter in CHECKED_ADDRESSES:
+        address = values.get(parameter)
+        if isinstance(address, str):
+            try:
+                bitmessage_address.check(address, parameter)
+            except bitmessage_address.AddressError as exc:
+                raise RPCError(API_ERROR_BASE - exc.number, f"API Error {exc.number:04d}: {exc.text}") from exc
 
 
 def command_doc(name: str, cmd: bmc.Command) -> str:

@@ -20,6 +20,9 @@ DEFAULT_TTL = 4 * 24 * 60 * 60
 # Where results carry base64 text: lists of messages (subject, message) and of labelled addresses.
 MESSAGE_LISTS = ("inboxMessages", "inboxMessage", "sentMessages", "sentMessage")
 LABEL_LISTS = ("addresses", "subscriptions")
+# Times in message rows, integer seconds on the daemon's wire. The node's inbox keeps `received` in
+# a text column, so it answers receivedTime as a string ("1795938274"); lastActionTime is an integer.
+TIME_FIELDS = ("receivedTime", "lastActionTime")
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def encode_args(cmd: Command, values: list[Any]) -> list[Any]:
 
 
 def decode_result(cmd: Command, result: Any) -> Any:
-    """Decode the base64 text fields of a structured result, in place on a copy."""
+    """Decode the base64 text fields of a structured result and make its times integers, on a copy."""
     if not cmd.decoded or not isinstance(result, dict):
         return result
     out = dict(result)
@@ -217,4 +220,14 @@ def decode_result(cmd: Command, result: Any) -> Any:
 def _decode_row(row: Any, fields: tuple[str, ...]) -> Any:
     if not isinstance(row, dict):
         return row
-    return {k: (b64decode_text(v) if k in fields else v) for k, v in row.items()}
+    return {k: b64decode_text(v) if k in fields else seconds(v) if k in TIME_FIELDS else v for k, v in row.items()}
+
+
+def seconds(value: Any) -> int | None:
+    """A Unix time the node gave as an integer or a string of one; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
