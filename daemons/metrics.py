@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "coin_daemon"
 HEALTH_STATUSES = ("ok", "syncing", "backend_unavailable")
-HEIGHT_KEYS = ("height", "local_height", "server_height", "target_height")
+HEIGHT_KEYS = ("height", "local_height", "server_height", "monerod_height", "target_height")
 KNOWN_PATHS = frozenset({"/", "/ws", "/spec", "/health", "/metrics"})
 SCRAPE_HEALTH_TIMEOUT = 10.0  # seconds: a hung backend must not hang the scrape
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -65,6 +65,14 @@ def non_negative_int(value: Any) -> int:
     return number
 
 
+def monerod_syncing(info: dict[str, Any]) -> bool:
+    """monerod is behind the network: it says it is not synchronized (it has not caught up with its peers,
+    or has no peers yet: a wallet on it sees no new payments), or it knows of a higher target height."""
+    height, target = info.get("height"), info.get("target_height")
+    behind = isinstance(height, int) and isinstance(target, int) and target > height
+    return info.get("synchronized") is False or bool(info.get("busy_syncing")) or behind
+
+
 class XMRDaemon(BaseDaemon):
     name = "XMR"
     DEFAULT_PORT = 5011
@@ -152,14 +160,18 @@ class XMRDaemon(BaseDaemon):
 
     async def health(self) -> dict[str, Any]:
         body: dict[str, Any] = {"height": self.chain_height, "wallets": len(self.wallets)}
+        syncing = False
         try:
-            await self.monerod.call("get_block_count", timeout=3.0)
+            info = await self.monerod.call("get_info", timeout=3.0)
             body["monerod"] = "ok"
+            syncing = monerod_syncing(info)
+            body.update(monerod_height=info.get("height"), target_height=info.get("target_height"))
         except MoneroError as exc:
             body["monerod"] = str(exc)
         body["wallet_rpc"] = await self.wallet_rpcs.health(self.wallet_rpc_binary)
-        healthy = body["monerod"] == "ok" and body["wallet_rpc"] == "ok"
-        return {"status": "ok" if healthy else "backend_unavailable", **body}
+        if body["monerod"] != "ok" or body["wallet_rpc"] != "ok":
+            return {"status": "backend_unavailable", **body}
+        return {"status": "syncing" if syncing else "ok", **body}
 
     def metric_families(self) -> Iterator[Metric]:
         yield state_gauge(

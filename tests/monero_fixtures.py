@@ -109,14 +109,18 @@ class Monerod:
     rpc_port: int = field(default_factory=free_port)
     p2p_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Online: it looks for peers, but only at a closed loopback port (never the internet), so it stays
+    # unsynchronized, as a node that has not caught up with the network yet.
+    offline: bool = True
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rpc_port}"
 
     def start(self) -> None:
+        network = ["--offline"] if self.offline else ["--add-exclusive-node", f"127.0.0.1:{free_port()}"]
         command = [
-            MONEROD, "--regtest", "--keep-fakechain", "--offline", "--fixed-difficulty", "1", "--non-interactive",
+            MONEROD, "--regtest", "--keep-fakechain", *network, "--fixed-difficulty", "1", "--non-interactive",
             "--data-dir", str(self.root / "monerod"), "--log-file", str(self.root / "monerod.log"),
             "--rpc-bind-ip", "127.0.0.1", "--rpc-bind-port", str(self.rpc_port),
             "--p2p-bind-ip", "127.0.0.1", "--p2p-bind-port", str(self.p2p_port),
