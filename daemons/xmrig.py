@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from daemons.base import BaseDaemon, rpc
 from daemons.jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
 from daemons.metrics import Metric, state_gauge
@@ -37,8 +35,9 @@ from daemons.xmrig_client import (
     XMRigError,
     normalize_url,
 )
-from daemons.xmrig_events import hashrate_of, observe
-from daemons.xmrig_store import XMRigStore
+from daemons.xmrig_config import apply_config, redact
+from daemons.xmrig_events import hashrate_of, observe, sum_hashrates
+from daemons.xmrig_store import XMRigStore, settings_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +60,12 @@ ERROR_CODES: dict[type[XMRigError], int] = {
     MinerBadResponse: MINER_BAD_RESPONSE,
 }
 MAX_NAME_LENGTH = 100
-REDACTED = "********"  # stands for the miner's access token in configs this daemon returns
 MAX_HISTORY = 10_000
+
+
+def error_code(exc: XMRigError) -> int:
+    """The spec's code for a client exception (subclasses such as MinerForbidden share their parent's)."""
+    return next((ERROR_CODES[cls] for cls in type(exc).__mro__ if cls in ERROR_CODES), MINER_BAD_RESPONSE)
 
 
 @contextlib.contextmanager
@@ -71,7 +74,7 @@ def miner_errors() -> Iterator[None]:
     try:
         yield
     except XMRigError as exc:
-        raise RPCError(ERROR_CODES.get(type(exc), MINER_BAD_RESPONSE), str(exc)) from exc
+        raise RPCError(error_code(exc), str(exc)) from exc
 
 
 def endpoint_from(data: Any) -> MinerEndpoint:
@@ -119,47 +122,27 @@ def parse_time(value: float | str | None, default: float) -> float:
     return moment.timestamp()
 
 
-def redact(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as returned to callers: the miner's own access token is replaced by a placeholder."""
-    http = config.get("http")
-    if isinstance(http, dict) and http.get("access-token") is not None:
-        return {**config, "http": {**http, "access-token": REDACTED}}
-    return config
-
-
-def unredact(update: dict[str, Any]) -> dict[str, Any]:
-    """A config sent back as ``config`` returned it keeps the miner's token instead of the placeholder."""
-    http = update.get("http")
-    if isinstance(http, dict) and http.get("access-token") == REDACTED:
-        return {**update, "http": {k: v for k, v in http.items() if k != "access-token"}}
-    return update
-
-
-def deep_merge(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``update`` laid over ``current``: objects merge key by key, anything else (lists too) replaces."""
-    merged = dict(current)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @dataclass
 class Miner:
     """A managed miner: its client, where it was configured, and its poller."""
 
     client: XMRigClient
     source: str
-    online: bool | None = None
-    last_error: str = ""
+    origin: str | None = None  # fingerprint of the XMRIG_MINERS entry, for a miner from the setting
+    state: str | None = None  # ok, unreachable, unauthorized, forbidden, not_xmrig, bad_response; None: not polled
+    reason: str = ""
+    pending: MinerEndpoint | None = None  # where the miner will answer once it applies a written http section
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
         return self.client.name
+
+    @property
+    def online(self) -> bool | None:
+        """Managed through its API right now (None: not polled yet)."""
+        return None if self.state is None else self.state == "ok"
 
     def describe(self) -> dict[str, Any]:
         endpoint = self.client.endpoint
@@ -170,7 +153,10 @@ class Miner:
             "verify_tls": endpoint.verify_tls,
             "has_token": endpoint.token is not None,
             "source": self.source,
+            "overridden": self.origin is not None and settings_fingerprint(endpoint) != self.origin,
             "online": self.online,
+            "state": self.state,
+            "reason": self.reason,
         }
 
 
@@ -187,6 +173,7 @@ class XMRigDaemon(BaseDaemon):
         self.hashrate_interval: float = self.env("HASHRATE_INTERVAL", cast=parse_positive_float, default=60.0)
         self.request_timeout: float = self.env("TIMEOUT", cast=parse_positive_float, default=10.0)
         self.history_days: float = self.env("HISTORY_DAYS", cast=parse_positive_float, default=7.0)
+        self.apply_timeout: float = self.env("APPLY_TIMEOUT", cast=parse_positive_float, default=5.0)
         self.miners: dict[str, Miner] = {}
 
     def _miners_setting(self) -> list[MinerEndpoint]:
@@ -200,9 +187,11 @@ class XMRigDaemon(BaseDaemon):
     # ------------------------------------------------------------------ lifecycle
     async def start_backend(self) -> None:
         self.xmrig_store = XMRigStore(self.settings.data_path / "xmrig.sqlite3", self.history_days)
-        self.session = aiohttp.ClientSession()
+        store = self.xmrig_store
         for endpoint in self.configured_miners:
-            self._start_miner(endpoint, "settings")
+            origin = settings_fingerprint(endpoint)
+            override = await store.run(store.override, endpoint, origin)
+            self._start_miner(override or endpoint, "settings", origin)
         for endpoint in await self.xmrig_store.run(self.xmrig_store.load_miners):
             if endpoint.name in self.miners:
                 logger.warning("stored miner %s is shadowed by the one in XMRIG_MINERS", endpoint.name)
@@ -212,7 +201,6 @@ class XMRigDaemon(BaseDaemon):
     async def stop_backend(self) -> None:
         for name in list(self.miners):
             await self._stop_miner(name)
-        await self.session.close()
         self.xmrig_store.close()
 
     async def health(self) -> dict[str, Any]:
@@ -225,8 +213,8 @@ class XMRigDaemon(BaseDaemon):
             states["unknown" if miner.online is None else "online" if miner.online else "offline"] += 1
         yield state_gauge("xmrig_miners", "Managed miners by state (unknown: not polled yet).", states)
 
-    def _start_miner(self, endpoint: MinerEndpoint, source: str) -> Miner:
-        miner = Miner(XMRigClient(endpoint, self.session, self.request_timeout), source)
+    def _start_miner(self, endpoint: MinerEndpoint, source: str, origin: str | None = None) -> Miner:
+        miner = Miner(XMRigClient(endpoint, self.request_timeout), source, origin)
         self.miners[endpoint.name] = miner
         miner.task = asyncio.create_task(self._poll_loop(miner), name=f"xmrig-poll-{endpoint.name}")
         return miner
@@ -254,27 +242,49 @@ class XMRigDaemon(BaseDaemon):
 
     async def _poll_once(self, miner: Miner) -> None:
         """One poll: events for what changed (stored before the new state), then the history snapshot."""
-        reason = ""
-        try:
-            summary: dict[str, Any] | None = await miner.client.summary()
-        except MinerUnavailable as exc:
-            summary, reason = None, str(exc)
-        except XMRigError as exc:
-            if str(exc) != miner.last_error:  # once per new error, not on every poll
-                logger.warning("cannot read miner %s: %s", miner.name, exc)
-            miner.last_error = str(exc)
-            return
-        miner.last_error = ""
+        summary, status, reason = await self._read_summary(miner)
+        if status != "ok" and (status, reason) != (miner.state, miner.reason):
+            logger.warning("miner %s is %s: %s", miner.name, status, reason)  # once per new state or reason
         now = time.time()
         store = self.xmrig_store
         state = await store.run(store.poll_state, miner.name)
-        events, new_state = observe(state, summary, now, self.hashrate_interval, reason)
-        miner.online = summary is not None
+        events, new_state = observe(state, summary, now, self.hashrate_interval, status, reason)
+        miner.state, miner.reason = status, reason
         for event, fields in events:
             await self.notify(event, fields, wallet=miner.name)
         await store.run(store.save_poll_state, miner.name, new_state)
         if summary is not None:
             await store.run(store.add_snapshot, miner.name, now, summary)
+
+    async def _read_summary(self, miner: Miner) -> tuple[dict[str, Any] | None, str, str]:
+        """(summary, state, reason); a miner that moved its API with set_config is followed there."""
+        try:
+            return await miner.client.summary(), "ok", ""
+        except XMRigError as exc:
+            failure = exc
+        if miner.pending is not None and isinstance(failure, MinerUnauthorized | MinerUnavailable):
+            moved = XMRigClient(miner.pending, self.request_timeout)
+            try:
+                summary = await moved.summary()
+            except XMRigError:
+                pass
+            else:
+                await self._adopt(miner, miner.pending)
+                return summary, "ok", ""
+        return None, failure.state, str(failure)
+
+    async def _adopt(self, miner: Miner, endpoint: MinerEndpoint) -> None:
+        """Use (and keep across restarts) the token, host and port the miner now answers with."""
+        miner.pending = None
+        if endpoint == miner.client.endpoint:
+            return
+        miner.client = XMRigClient(endpoint, self.request_timeout)
+        store = self.xmrig_store
+        if miner.source == "settings":
+            await store.run(store.save_override, endpoint, miner.origin)
+        else:
+            await store.run(store.update_miner, endpoint)
+        logger.info("miner %s now answers at %s with the access token set by set_config", miner.name, endpoint.url)
 
     # ------------------------------------------------------------------ wallets are miners
     async def load_wallet(self, identity: WalletIdentity) -> Miner:
@@ -304,15 +314,22 @@ class XMRigDaemon(BaseDaemon):
 
     @rpc(requires_wallet=True)
     async def set_config(self, wallet: Miner, config: dict) -> dict[str, Any]:
-        """Merge a partial config into the current one and send it whole (XMRig replaces its config)."""
+        """Merge a partial config into the current one, send it whole (XMRig replaces its config), and wait
+        until the miner runs it: ``{"applied": true, "config": <what it runs>}``, or ``applied: false`` with
+        the config it still runs when the change did not show within XMRIG_APPLY_TIMEOUT."""
         if not config:
             raise RPCError(INVALID_PARAMS, "config is an object with the settings to change")
+        http = config.get("http")
+        if isinstance(http, dict) and http.get("enabled") is False:
+            raise RPCError(INVALID_PARAMS, "http.enabled false would switch off the API this daemon manages it by")
         with miner_errors():
-            merged = deep_merge(await wallet.client.config(), unredact(config))
-            await wallet.client.put_config(merged)
-            result = await wallet.client.config()
+            outcome = await apply_config(wallet.client, config, self.apply_timeout)
+        if outcome.applied:
+            await self._adopt(wallet, outcome.endpoint)
+        else:
+            wallet.pending = outcome.pending
         wallet.wake.set()
-        return redact(result)
+        return {"applied": outcome.applied, "config": None if outcome.config is None else redact(outcome.config)}
 
     @rpc(requires_wallet=True)
     async def pause(self, wallet: Miner) -> bool:
@@ -392,20 +409,18 @@ class XMRigDaemon(BaseDaemon):
 
     @rpc
     async def total_hashrate(self) -> dict[str, Any]:
-        """Hashrates summed over the miners that answer; each miner's own figures or error alongside."""
+        """Per window, the sum of the figures that exist over the miners that answer, with how many were
+        summed (``counted``); each miner's own figures or error alongside."""
         miners = list(self.miners.values())
         answers = await asyncio.gather(*(m.client.summary() for m in miners), return_exceptions=True)
-        totals: dict[str, float | None] = {"10s": None, "60s": None, "15m": None}
         per_miner: dict[str, Any] = {}
+        rates: list[dict[str, float | None]] = []
         for miner, answer in zip(miners, answers, strict=True):
             if isinstance(answer, XMRigError):
-                per_miner[miner.name] = {"error": {"code": ERROR_CODES.get(type(answer)), "message": str(answer)}}
+                per_miner[miner.name] = {"error": {"code": error_code(answer), "message": str(answer)}}
                 continue
             if isinstance(answer, BaseException):
                 raise answer
-            rates = hashrate_of(answer)
-            per_miner[miner.name] = rates
-            for key, value in rates.items():
-                if value is not None:
-                    totals[key] = (totals[key] or 0.0) + value
-        return {**totals, "miners": per_miner}
+            per_miner[miner.name] = hashrate_of(answer)
+            rates.append(per_miner[miner.name])
+        return {**sum_hashrates(rates), "answered": len(rates), "miners": per_miner}

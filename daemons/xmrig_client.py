@@ -2,40 +2,60 @@
 
 XMRig serves /2/summary, /2/backends, /2/config (read, and write by replacing the whole config) and
 /json_rpc (pause, resume, stop). Its answers are turned into data or into one of the exceptions below, so the
-daemon can map each real behaviour (401, 403, restricted mode, a miner that is down, the malformed backends
-JSON of a freshly started miner) to a clear error.
+daemon can map each real behaviour (401, 403, restricted mode, a miner that is down, a server that is not
+XMRig, the malformed backends JSON of XMRig before 6.22.2) to a clear error and to the miner's state.
+Each exception names the state (``state``) a miner is in when its summary fails that way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
+from daemons.xmrig_http import HTTPAnswer, HTTPProtocolError, exchange
+
 JSON_TYPE = "application/json"  # XMRig answers 415 unless Content-Type is exactly this
+SUMMARY_FIELDS = ("version", "ua", "kind", "hashrate", "connection", "results", "paused")
 
 
 class XMRigError(Exception):
     """Base of every error talking to a miner; messages never contain the access token."""
 
+    state = "error"
+
 
 class MinerUnauthorized(XMRigError):
-    """401, or 403 on a read: the miner wants a token, has none, or rejected ours."""
+    """401: the miner wants a token and got none, or got one while it has none configured."""
+
+    state = "unauthorized"
+
+
+class MinerForbidden(MinerUnauthorized):
+    """403 on a read: the miner rejected our access token."""
+
+    state = "forbidden"
 
 
 class MinerRestricted(XMRigError):
     """403 on a write (or on reading the config): the miner's API runs in restricted mode."""
 
+    state = "restricted"
+
 
 class MinerUnavailable(XMRigError):
     """The miner cannot be reached or did not answer in time."""
 
+    state = "unreachable"
+
 
 class MinerNotReady(XMRigError):
-    """/2/backends answered malformed JSON, which XMRig does for the first minutes after it starts."""
+    """/2/backends answered malformed JSON, which XMRig before 6.22.2 did in its first minutes."""
 
 
 class ConfigRejected(XMRigError):
@@ -43,7 +63,15 @@ class ConfigRejected(XMRigError):
 
 
 class MinerBadResponse(XMRigError):
-    """An answer XMRig 6 would not give: unknown route, unexpected status, unparsable body."""
+    """An answer XMRig 6 would not give: unexpected status, unparsable body."""
+
+    state = "bad_response"
+
+
+class NotXMRig(MinerBadResponse):
+    """The server at the miner's URL is not XMRig's HTTP API (an HTML page, JSON of another shape, a 404)."""
+
+    state = "not_xmrig"
 
 
 @dataclass(frozen=True)
@@ -77,13 +105,33 @@ def normalize_url(url: str, tls: bool = False) -> str:
     return str(parsed.origin())
 
 
-class XMRigClient:
-    """Calls one miner's HTTP API over a shared aiohttp session."""
+def is_xmrig_summary(summary: Any) -> bool:
+    """True for what XMRig's /2/summary (or /1/summary) must contain: the miner's version, user agent and
+    kind ("miner"; xmrig-proxy says "proxy"), and the hashrate, connection and results sections
+    (6.26.0: src/core/Miner.cpp getMiner/getHashrate, src/base/net/stratum/NetworkState.cpp)."""
+    if not isinstance(summary, dict) or any(key not in summary for key in SUMMARY_FIELDS):
+        return False
+    hashrate, connection = summary["hashrate"], summary["connection"]
+    return (
+        isinstance(summary["version"], str)
+        and isinstance(summary["ua"], str)
+        and summary["kind"] == "miner"
+        and isinstance(hashrate, dict)
+        and isinstance(hashrate.get("total"), list)
+        and isinstance(connection, dict)
+        and "pool" in connection
+        and isinstance(summary["results"], dict)
+    )
 
-    def __init__(self, endpoint: MinerEndpoint, session: aiohttp.ClientSession, timeout: float = 10.0) -> None:
+
+class XMRigClient:
+    """Calls one miner's HTTP API; each call is one connection, as XMRig closes it after every answer."""
+
+    _rpc_ids = itertools.count(1)
+
+    def __init__(self, endpoint: MinerEndpoint, timeout: float = 10.0) -> None:
         self.endpoint = endpoint
-        self.session = session
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.base_url = endpoint.base_url
 
     @property
@@ -92,35 +140,53 @@ class XMRigClient:
 
     # ------------------------------------------------------------------ endpoints
     async def summary(self) -> dict[str, Any]:
-        return await self._get_json("/2/summary")
+        """/2/summary, checked to come from XMRig (NotXMRig otherwise)."""
+        try:
+            summary = await self._get_json("/2/summary")
+        except NotXMRig:
+            raise
+        except MinerBadResponse as exc:
+            raise NotXMRig(f"{exc}: {self.base_url} does not serve XMRig's API") from exc
+        if not is_xmrig_summary(summary):
+            raise NotXMRig(f"miner {self.name}: {self.base_url} answers, but not with an XMRig summary")
+        return summary
 
     async def backends(self) -> list[Any]:
         try:
-            return await self._get_json("/2/backends")
+            backends = await self._get_json("/2/backends")
         except MinerBadResponse as exc:
             if isinstance(exc.__cause__, ValueError):
                 raise MinerNotReady(
-                    f"miner {self.name}: backends not ready yet (XMRig answers malformed JSON for the first "
-                    "minutes after it starts)"
+                    f"miner {self.name}: backends not ready yet (XMRig before 6.22.2 answers malformed JSON "
+                    "while a hashrate is not computed yet)"
                 ) from exc
             raise
+        if not isinstance(backends, list):
+            raise NotXMRig(f"miner {self.name}: /2/backends is not a list, so this is not XMRig")
+        return backends
 
     async def config(self) -> dict[str, Any]:
-        return await self._get_json("/2/config")
+        config = await self._get_json("/2/config")
+        if not isinstance(config, dict) or not isinstance(config.get("pools"), list):
+            raise NotXMRig(f"miner {self.name}: /2/config is not an XMRig config")
+        return config
 
     async def put_config(self, config: dict[str, Any]) -> None:
         """Replace the miner's whole config (XMRig loads the body as a complete config)."""
         await self._call("PUT", "/2/config", config)
 
     async def json_rpc(self, method: str) -> Any:
-        body = {"method": method, "jsonrpc": "2.0", "id": 1}
+        rpc_id = next(self._rpc_ids)
+        body = {"method": method, "jsonrpc": "2.0", "id": rpc_id}
         answer = self._decode(await self._call("POST", "/json_rpc", body))
-        if not isinstance(answer, dict):
-            raise MinerBadResponse(f"miner {self.name}: json_rpc answered a non-object")
-        if "error" in answer:
-            error = answer["error"] or {}
+        if not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0" or answer.get("id") != rpc_id:
+            raise NotXMRig(f"miner {self.name}: /json_rpc did not answer like XMRig")
+        if isinstance(answer.get("error"), dict):
+            error = answer["error"]
             raise MinerBadResponse(f"miner {self.name}: {method} failed: {error.get('message')} ({error.get('code')})")
-        return answer.get("result")
+        if "result" not in answer:
+            raise NotXMRig(f"miner {self.name}: /json_rpc did not answer like XMRig")
+        return answer["result"]
 
     async def pause(self) -> Any:
         return await self.json_rpc("pause")
@@ -154,33 +220,33 @@ class XMRigClient:
         return headers
 
     async def _call(self, method: str, path: str, body: Any = None) -> str:
-        status, text = await self._send(method, path, body)
-        if 200 <= status < 300:
-            return text
-        raise await self._error(method, path, status, text)
+        answer = await self._send(method, path, body)
+        text = answer.body.decode("utf-8", errors="replace")
+        if not 200 <= answer.status < 300:
+            raise await self._error(method, path, answer.status, text)
+        content_type = answer.headers.get("content-type", "")
+        if text and content_type.split(";")[0].strip().lower() != JSON_TYPE:  # XMRig sends JSON bodies only
+            raise NotXMRig(f"miner {self.name}: {method} {path} answered {content_type or 'untyped'} content")
+        return text
 
-    async def _send(self, method: str, path: str, body: Any) -> tuple[int, str]:
+    async def _send(self, method: str, path: str, body: Any) -> HTTPAnswer:
         data = None if body is None else json.dumps(body).encode()
-        ssl: bool | None = None if self.endpoint.verify_tls else False
+        headers = self._headers(body is not None)
         try:
-            async with self.session.request(
-                method,
-                self.base_url + path,
-                data=data,
-                headers=self._headers(body is not None),
-                timeout=self.timeout,
-                ssl=ssl,
-            ) as response:
-                return response.status, await response.text()
+            async with asyncio.timeout(self.timeout):
+                answer = await exchange(self.base_url, method, path, headers, data, self.endpoint.verify_tls)
         except TimeoutError as exc:
             raise MinerUnavailable(f"miner {self.name} did not answer in time") from exc
-        except aiohttp.ClientSSLError as exc:
+        except ssl.SSLError as exc:
             raise MinerUnavailable(
                 f"miner {self.name}: TLS failed ({type(exc).__name__}); "
                 "for a self-signed certificate set verify_tls to false"
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (OSError, asyncio.IncompleteReadError) as exc:
             raise MinerUnavailable(f"miner {self.name} is unreachable ({type(exc).__name__})") from exc
+        except HTTPProtocolError as exc:
+            raise NotXMRig(f"miner {self.name}: {exc}") from exc
+        return answer
 
     async def _error(self, method: str, path: str, status: int, text: str) -> XMRigError:
         """The exception for a non-2xx answer; a 403 is told apart by probing the (always readable) summary."""
@@ -195,12 +261,12 @@ class XMRigClient:
         return MinerBadResponse(f"miner {self.name}: {method} {path} answered HTTP {status}: {_error_text(text)}")
 
     async def _forbidden(self, method: str, path: str) -> XMRigError:
-        rejected = MinerUnauthorized(f"miner {self.name} rejected the access token")
+        rejected = MinerForbidden(f"miner {self.name} rejected the access token")
         if method == "GET" and path == "/2/summary":
             return rejected
         try:
             summary = await self.summary()
-        except MinerUnauthorized:
+        except MinerForbidden:
             return rejected
         except XMRigError as exc:
             return exc

@@ -8,6 +8,8 @@ holds miners' access tokens, so it is readable by its owner only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import os
 import sqlite3
@@ -38,11 +40,24 @@ CREATE TABLE IF NOT EXISTS xmrig_history (
 );
 CREATE INDEX IF NOT EXISTS xmrig_history_miner_time ON xmrig_history (miner, time);
 CREATE INDEX IF NOT EXISTS xmrig_history_time ON xmrig_history (time);
+CREATE TABLE IF NOT EXISTS xmrig_overrides (
+    name TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    url TEXT NOT NULL,
+    token TEXT
+);
 CREATE TABLE IF NOT EXISTS xmrig_poll_state (
     miner TEXT PRIMARY KEY,
     state TEXT NOT NULL
 );
 """
+
+
+def settings_fingerprint(endpoint: MinerEndpoint) -> str:
+    """Identifies an XMRIG_MINERS entry without storing its token: an override made by set_config holds
+    only while the entry it was made for is unchanged."""
+    fields = [endpoint.name, endpoint.url, endpoint.token, endpoint.tls, endpoint.verify_tls]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 class XMRigStore:
@@ -79,6 +94,30 @@ class XMRigStore:
         self.db.execute(
             "INSERT OR REPLACE INTO xmrig_miners (name, url, token, tls, verify_tls, added) VALUES (?, ?, ?, ?, ?, ?)",
             (miner.name, miner.url, miner.token, int(miner.tls), int(miner.verify_tls), time.time()),
+        )
+
+    def update_miner(self, miner: MinerEndpoint) -> None:
+        """New url and token of a run-time miner (its place in the list stays)."""
+        update = "UPDATE xmrig_miners SET url = ?, token = ? WHERE name = ?"
+        self.db.execute(update, (miner.url, miner.token, miner.name))
+
+    # ------------------------------------------------------------------ XMRIG_MINERS entries changed by set_config
+    def override(self, configured: MinerEndpoint, origin: str) -> MinerEndpoint | None:
+        """The url and token set_config moved a setting's miner to, while its XMRIG_MINERS entry is unchanged;
+        an override made for an entry that has changed since is dropped."""
+        row = self.db.execute("SELECT origin, url, token FROM xmrig_overrides WHERE name = ?", (configured.name,))
+        found = row.fetchone()
+        if found is None:
+            return None
+        if found[0] != origin:
+            self.db.execute("DELETE FROM xmrig_overrides WHERE name = ?", (configured.name,))
+            return None
+        return dataclasses.replace(configured, url=found[1], token=found[2])
+
+    def save_override(self, endpoint: MinerEndpoint, origin: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO xmrig_overrides (name, origin, url, token) VALUES (?, ?, ?, ?)",
+            (endpoint.name, origin, endpoint.url, endpoint.token),
         )
 
     def delete_miner(self, name: str) -> None:

@@ -91,9 +91,10 @@ async def test_every_method_on_two_miners(daemon: DaemonClient, rigs: tuple[XMRi
     assert [c["pools"][0]["url"] for c in configs] == [one.pool, two.pool]
 
     # set_config merges: the rest of the config (its http section too) survives the partial update
-    await asyncio.gather(
+    changed = await asyncio.gather(
         *(daemon.call("set_config", {"donate-level": 3, "cpu": {"priority": 2}}, xpub=n) for n in names)
     )
+    assert all(c["applied"] and c["config"]["donate-level"] == 3 for c in changed)
     for double in rigs:
         assert double.config["donate-level"] == 3
         assert double.config["cpu"]["priority"] == 2 and double.config["cpu"]["enabled"] is True
@@ -113,19 +114,22 @@ async def test_every_method_on_two_miners(daemon: DaemonClient, rigs: tuple[XMRi
 
     await asyncio.gather(*(daemon.call("stop", xpub=n) for n in names))
     stopped = await asyncio.gather(*(daemon.call("hashrate", xpub=n) for n in names))
-    assert all(h["10s"] is None for h in stopped)
+    assert all(h["10s"] == 0.0 for h in stopped)  # XMRig 6.26: a stopped miner hashes 0.0, not null
     await asyncio.gather(*(daemon.call("start", xpub=n) for n in names))  # start after stop brings them back
+    restarted = await daemon.call("hashrate", xpub="rig1")
+    assert (restarted["10s"], restarted["60s"], restarted["15m"]) == (None, None, None)  # windows filling
     one.set_hashrate(100.5, 200.0, 300.0)
     two.set_hashrate(50.25, 60.0, None)
     rates = await asyncio.gather(*(daemon.call("hashrate", xpub=n) for n in names))
     assert rates[0] == {"10s": 100.5, "60s": 200.0, "15m": 300.0, "highest": 300.0}
     total = await daemon.call("total_hashrate")
     assert (total["10s"], total["60s"], total["15m"]) == (150.75, 260.0, 300.0)
+    assert total["counted"] == {"10s": 2, "60s": 2, "15m": 1} and total["answered"] == 2
     assert set(total["miners"]) == set(names)
 
     listed = await daemon.call("list_miners")
     assert [m["name"] for m in listed] == names
-    assert all(m["has_token"] and m["source"] == "settings" for m in listed)
+    assert all(m["has_token"] and m["source"] == "settings" and not m["overridden"] for m in listed)
     assert not any(token in json.dumps(listed) for token in TOKENS.values())
 
     history = await eventually(lambda: daemon.call("history", xpub="rig2"), "a stored snapshot of rig2")
@@ -174,13 +178,16 @@ async def test_failures_give_spec_errors_and_the_other_miner_keeps_serving(
     await other_miner_still_serves()
     one.set_http(restricted=False)
 
-    # malformed backends JSON: "not ready yet", and the miner's other endpoints keep working
-    one.backends_malformed = True
-    err = await rpc_error(daemon.call("backends", xpub="rig1"))
-    assert err.code == MINER_NOT_READY and "not ready yet" in err.message
-    assert (await daemon.call("summary", xpub="rig1"))["worker_id"] == "rig1"
+    # malformed backends JSON of an XMRig before 6.22.2: "not ready yet", its other endpoints keep working
+    async with XMRigDouble("old", "token-old", version="6.21.0") as old:
+        await daemon.call("add_miner", "old", old.url, "token-old")
+        old.set_hashrate(None, None, None)
+        old.backends_malformed = True
+        err = await rpc_error(daemon.call("backends", xpub="old"))
+        assert err.code == MINER_NOT_READY and "not ready yet" in err.message
+        assert (await daemon.call("summary", xpub="old"))["version"] == "6.21.0"
+        await daemon.call("remove_miner", "old")
     assert (await daemon.call("backends", xpub="rig2"))[0]["type"] == "cpu"
-    one.backends_malformed = False
 
     # a miner that hangs past XMRIG_TIMEOUT, then one that is down
     one.hang = True
@@ -192,7 +199,7 @@ async def test_failures_give_spec_errors_and_the_other_miner_keeps_serving(
         assert (await rpc_error(daemon.call(method, xpub="rig1"))).code == MINER_UNAVAILABLE
     total = await daemon.call("total_hashrate")
     assert total["miners"]["rig1"]["error"]["code"] == MINER_UNAVAILABLE
-    assert total["10s"] == two.hashrate[0]
+    assert total["10s"] == two.hashrate[0] and total["counted"]["10s"] == 1
     await other_miner_still_serves()
 
     used = {MINER_UNAUTHORIZED, MINER_RESTRICTED, MINER_NOT_READY, MINER_UNAVAILABLE, MINER_NOT_FOUND}

@@ -5,15 +5,27 @@ from __future__ import annotations
 import pytest
 
 from daemons.settings import SettingsError
-from daemons.xmrig import XMRigDaemon, deep_merge, parse_miners, parse_time
-from daemons.xmrig_events import observe
+from daemons.xmrig import XMRigDaemon, parse_miners, parse_time
+from daemons.xmrig_client import MinerEndpoint
+from daemons.xmrig_config import deep_merge, endpoint_after
+from daemons.xmrig_events import observe, sum_hashrates
 from tests.support import NO_ENV_FILE
 
 
-def summary(paused: bool = False, pool: str = "p:1", good: int = 0, total: int = 0, rates=(1.0, 2.0, 3.0)) -> dict:
+def summary(
+    paused: bool = False,
+    pool: str = "p:1",
+    good: int = 0,
+    total: int = 0,
+    rates=(1.0, 2.0, 3.0),
+    connected: bool = True,
+    failures: int = 0,
+) -> dict:
+    """The parts of an XMRig 6.26 summary the poller reads (connection as NetworkState::getConnection)."""
+    connection = {"pool": pool, "ip": "10.0.0.1" if connected else None, "uptime_ms": 5000 if connected else 0}
     return {
         "paused": paused,
-        "connection": {"pool": pool},
+        "connection": {**connection, "failures": failures},
         "results": {"shares_good": good, "shares_total": total},
         "hashrate": {"total": list(rates)},
     }
@@ -33,7 +45,11 @@ def test_first_poll_sets_the_baseline() -> None:
 def test_each_change_is_one_event() -> None:
     _, state = observe({}, summary(), now=0.0, hashrate_interval=60)
     events, state = observe(state, summary(paused=True, pool="p:2", good=1, total=2), 1.0, 60)
-    assert events == [("miner_paused", {}), ("pool_changed", {"pool": "p:2"}), ("shares", {"good": 1, "total": 2})]
+    assert events == [
+        ("miner_paused", {}),
+        ("shares", {"good": 1, "total": 2}),
+        ("pool_changed", {"pool": "p:2", "previous": "p:1"}),
+    ]
     events, state = observe(state, summary(paused=False, pool="p:2", good=1, total=2), 2.0, 60)
     assert events == [("miner_resumed", {})]
 
@@ -50,11 +66,68 @@ def test_hashrate_is_reported_at_most_once_per_interval() -> None:
 
 def test_offline_and_back() -> None:
     _, state = observe({}, summary(), 0.0, 60)
-    events, state = observe(state, None, 1.0, 60, reason="miner rig is unreachable")
-    assert events == [("miner_offline", {"reason": "miner rig is unreachable"})]
-    assert observe(state, None, 2.0, 60)[0] == []
+    events, state = observe(state, None, 1.0, 60, "unreachable", reason="miner rig is unreachable")
+    assert events == [("miner_offline", {"state": "unreachable", "reason": "miner rig is unreachable"})]
+    assert observe(state, None, 2.0, 60, "unreachable", "miner rig is unreachable")[0] == []
     events, _ = observe(state, summary(), 3.0, 60)
     assert names(events) == ["miner_online"]
+
+
+def test_every_state_change_is_one_event() -> None:
+    """Issue 15, item 6: a wrong or missing token, or a server that is not XMRig, is a state with a reason."""
+    events, state = observe({}, None, 0.0, 60, "forbidden", "miner rig rejected the access token")
+    assert events == [("miner_offline", {"state": "forbidden", "reason": "miner rig rejected the access token"})]
+    assert observe(state, None, 1.0, 60, "forbidden", "miner rig rejected the access token")[0] == []
+    events, state = observe(state, None, 2.0, 60, "unauthorized", "miner rig requires an access token")
+    assert events == [("miner_offline", {"state": "unauthorized", "reason": "miner rig requires an access token"})]
+    events, state = observe(state, None, 3.0, 60, "not_xmrig", "not an XMRig summary")
+    assert names(events) == ["miner_offline"] and state["state"] == "not_xmrig"
+    events, state = observe(state, summary(), 4.0, 60)
+    assert events[0] == ("miner_online", {"version": None, "worker_id": None, "pool": "p:1", "pool_connected": True})
+    # a state stored before states had names is read as online/offline: no second miner_online
+    assert names(observe({"online": True}, summary(), 100.0, 60)[0]) == ["hashrate"]
+
+
+def test_pool_lost_and_regained() -> None:
+    """Issue 15, item 4: XMRig keeps the last pool when it loses it and reports "" before the first login."""
+    _, state = observe({}, summary(pool="", connected=False), 0.0, 60)  # started, not logged in yet
+    events, state = observe(state, summary(pool="p:1"), 1.0, 60)
+    assert events == [("pool_connected", {"pool": "p:1"})]
+    events, state = observe(state, summary(pool="p:1", connected=False, failures=1), 2.0, 60)
+    assert events == [("pool_disconnected", {"pool": "p:1", "failures": 1})]
+    assert observe(state, summary(pool="p:1", connected=False, failures=1), 3.0, 60)[0] == []
+    events, state = observe(state, summary(pool="p:2", failures=1), 4.0, 60)
+    assert events == [("pool_connected", {"pool": "p:2"})]
+    all_events = [e for e in events]
+    _, fresh = observe({}, summary(pool="", connected=False), 0.0, 60)
+    for poll in (summary(pool="", connected=False), summary(pool="p:9")):
+        found, fresh = observe(fresh, poll, 1.0, 60)
+        all_events += found
+    assert all(fields.get("pool") for name, fields in all_events if name.startswith("pool_"))
+
+
+def test_totals_sum_the_figures_that_exist() -> None:
+    """Issue 15, item 5: null (window filling) is left out, 0.0 (not hashing) counts, and the counts say so."""
+    fresh = {"10s": 183.0, "60s": None, "15m": None}
+    stopped = {"10s": 0.0, "60s": 0.0, "15m": 0.0}
+    assert sum_hashrates([fresh, stopped]) == {
+        "10s": 183.0,
+        "60s": 0.0,
+        "15m": 0.0,
+        "counted": {"10s": 2, "60s": 1, "15m": 1},
+    }
+    assert sum_hashrates([fresh]) == {"10s": 183.0, "60s": None, "15m": None, "counted": {"10s": 1, "60s": 0, "15m": 0}}
+    assert sum_hashrates([])["counted"] == {"10s": 0, "60s": 0, "15m": 0}
+
+
+def test_endpoint_after_an_http_change() -> None:
+    rig = MinerEndpoint("rig", "10.0.0.5:8080", "old")
+    same = endpoint_after(rig, {"port": 8080, "access-token": "old"}, {"port": 8080, "access-token": "new"})
+    assert same.token == "new" and same.base_url == "http://10.0.0.5:8080"
+    moved = endpoint_after(rig, {"host": "0.0.0.0", "port": 8080}, {"host": "::", "port": 9090})
+    assert moved.base_url == "http://10.0.0.5:9090" and moved.token is None
+    rehosted = endpoint_after(rig, {"host": "0.0.0.0", "port": 8080}, {"host": "10.0.0.6", "port": 8080})
+    assert rehosted.base_url == "http://10.0.0.6:8080"
 
 
 def test_miners_setting() -> None:
