@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := python3-venv python3-pip python3-electrum monero sqlite3
 DAEMON ?= btc
 
-.PHONY: setup apt venv electrumx-venv test run lint format bench clean
+.PHONY: setup apt venv electrumx-venv test run lint format bench clean smoke
 
 setup: apt venv electrumx-venv
 
@@ -53,6 +53,10 @@ format: venv
 	$(VENV)/bin/ruff format daemons regtest tests bench
 	$(VENV)/bin/ruff check --fix daemons regtest tests bench
 
+# The regtest daemon's wallets, headers and events live beside the chain: deleting data/regtest resets both
+# (wallets of an old chain would show its coins and payments on the new one).
+REGTEST_DAEMON_DATA := $(CURDIR)/data/regtest/btc-daemon
+
 # BTC on regtest. By default the daemon runs online on the bundled regtest stack (regtest/: a regtest node on 127.0.0.1:18443 and
 # ElectrumX on :50001, chain kept in data/regtest; README "Regtest stack"). REGTEST=0 runs it offline without
 # the stack; `make run REGTEST=0 BTC_OFFLINE=false BTC_SERVER=host:port:t` points it at another Electrum server.
@@ -65,8 +69,14 @@ run: setup
 	  BTC_NETWORK=$${BTC_NETWORK:-regtest} BTC_OFFLINE=$${BTC_OFFLINE:-true} exec $(PY) -m daemons btc; \
 	else \
 	  exec $(PY) -m regtest.stack -- env BTC_NETWORK=regtest BTC_OFFLINE=false BTC_ONESERVER=true \
-	    BTC_SERVER=127.0.0.1:$${REGTEST_ELECTRUMX_PORT:-50001}:t $(PY) -m daemons btc; \
+	    BTC_SERVER=127.0.0.1:$${REGTEST_ELECTRUMX_PORT:-50001}:t BTC_DATA_PATH=$${BTC_DATA_PATH:-$(REGTEST_DAEMON_DATA)} \
+	    $(PY) -m daemons btc; \
 	fi
+
+# Build the image and run docker-compose.yml for real with podman (root, minutes of CPU): README, "Docker".
+# Not part of `make test` or CI.
+smoke:
+	deploy/smoke.sh
 
 bench: setup
 	$(PY) bench/dispatch.py

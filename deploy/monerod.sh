@@ -1,7 +1,7 @@
 #!/bin/sh
 # monerod for the compose service `monerod`: its network follows XMR_NETWORK (from conf/.env), its RPC
 # listens on 18081 inside the container whatever the network, so XMR_MONEROD_URL=http://monerod:18081 holds.
-# mainnet, testnet and stagenet sync the public chain (mainnet: about 95 GB pruned and days, see README);
+# mainnet, testnet and stagenet sync the public chain (mainnet: roughly 100 GB pruned and a day or more, see README);
 # regtest is a private chain of this container (offline, difficulty 1), for trying the stack out.
 set -eu
 case "${XMR_NETWORK:-mainnet}" in

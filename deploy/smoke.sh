@@ -25,10 +25,11 @@ for tool in podman buildah debootstrap runc; do
 done
 
 # crun, podman's default runtime here, can reject the cgroup setup of nested or rootful-in-container hosts;
-# podman's default open-files limit for containers (1048576) can be above what this host lets a process have.
+# podman's default limits for containers (1048576 open files, nproc at the host's maximum) can be above what
+# the runtime may set here without CAP_SYS_RESOURCE: ask for the host's open-files limit and 4096 processes.
 cat > "$WORK/containers.conf" <<EOF
 [containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)"]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
 
 [engine]
 runtime = "runc"
