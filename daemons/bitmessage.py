@@ -229,7 +229,8 @@ class BitmessageDaemon(BaseDaemon):
         else:
             result = await self.node_call(name, raw=raw, **given)
         if cmd.name in SEND_COMMANDS and isinstance(result, str):
-            self.track(result, given.get("fromAddress"))
+            first = "broadcastqueued" if cmd.name == "sendBroadcast" else "msgqueued"  # as helper_sent.insert
+            await self.track(result, given.get("fromAddress"), first)
         if wallet is not None and cmd.name == "getInboxMessageById" and not raw:
             rows = (result or {}).get("inboxMessage") or []
             if rows and rows[0].get("toAddress") != wallet.address:
@@ -242,9 +243,9 @@ class BitmessageDaemon(BaseDaemon):
             return result
         return {"inboxMessageIds": [{"msgid": row["msgid"]} for row in result["inboxMessages"]]}
 
-    def track(self, ackdata: str, from_address: str | None) -> None:
+    async def track(self, ackdata: str, from_address: str | None, status: str) -> None:
         assert self.watcher is not None
-        self.watcher.track(ackdata, from_address)
+        await self.watcher.track(ackdata, from_address, status)
 
     # -- the node's commands as methods ----------------------------------------------------------
 

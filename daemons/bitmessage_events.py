@@ -56,9 +56,21 @@ class NodeWatcher:
     def set_state(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO bitmessage_state (key, value) VALUES (?, ?)", (key, value))
 
-    def track(self, ackdata: str, wallet: str | None) -> None:
-        """Follow a message sent through the daemon until its status is final."""
-        self.db.execute("INSERT OR IGNORE INTO bitmessage_tracked (ackdata, wallet) VALUES (?, ?)", (ackdata, wallet))
+    async def track(self, ackdata: str, wallet: str | None, status: str) -> None:
+        """Follow a message sent through the daemon until its status is final.
+
+        Its first status is known without asking (the node stores the message with it) and is
+        reported now: a node that is done with a message before the next poll (one to its own
+        address takes it to msgsentnoackexpected within a second) still shows where it started.
+        """
+
+        def record(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR IGNORE INTO bitmessage_tracked (ackdata, wallet, status) VALUES (?, ?, ?)",
+                (ackdata, wallet, status),
+            )
+
+        await self.notify("message_status", {"ackdata": ackdata, "status": status}, wallet, also=record)
 
     # -- one poll ------------------------------------------------------------------------------------
 

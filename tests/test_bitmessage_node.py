@@ -266,6 +266,20 @@ async def test_each_status_transition_is_an_event(route: str) -> None:
         assert node.state.sent[0].status == seen[-1]
 
 
+async def test_the_first_status_is_reported_at_once() -> None:
+    """A node can finish a message before the next poll: its first status still comes, from the send."""
+    node = BitmessageDouble("json")
+    async with node, running_daemon(BitmessageDaemon, node_env(node, POLL_INTERVAL="3600")) as d, d.ws_connect() as ws:
+        me = node.add_identity("me")
+        await ws.send_json({"xpub": me, "since": 0})
+        ack = await d.call("send_message", me, "s", "m", xpub=me)
+        node.advance_sent(ack)
+        node.advance_sent(ack)  # final now, and no poll will come in this test
+        assert await _status_event(ws, ack) == "msgqueued"
+        cast = await d.call("sendBroadcast", subject="s", message="m", raw=False, xpub=me)
+        assert await _status_event(ws, cast) == "broadcastqueued"
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
