@@ -89,7 +89,15 @@ async def apply_config(client: XMRigClient, update: dict[str, Any], wait: float)
     miner serves a changed config where the new ``http`` settings say it answers."""
     before = await client.config()
     merged = deep_merge(before, unredact(update))
-    await client.put_config(merged)
+    unanswered: MinerUnavailable | None = None
+    try:
+        await client.put_config(merged)
+    except MinerUnavailable as exc:
+        if merged.get("http") == before.get("http"):
+            raise
+        # A miner without a config file applies the new http section at once: Httpd::onConfigChanged
+        # deletes its HTTP server, whose destructor closes every connection, this one before its 204.
+        unanswered = exc
     target = endpoint_after(client.endpoint, before.get("http") or {}, merged.get("http") or {})
     reader = client if target == client.endpoint else XMRigClient(target, client.timeout)
     if merged == before:
@@ -105,6 +113,8 @@ async def apply_config(client: XMRigClient, update: dict[str, Any], wait: float)
         await asyncio.sleep(READ_BACK_PAUSE)
     if reader is not client:
         answered, current = await _read_back(client)
+    if unanswered is not None and not answered:
+        raise unanswered  # neither the old nor the new settings reach it: it is down
     pending = target if target != client.endpoint else None
     return ConfigOutcome(False, current if answered else None, client.endpoint, pending)
 

@@ -20,7 +20,9 @@ from tests/xmrig_double_http.py.
   answers 204 and, for a miner started without a config file, the config is live at once; a miner started
   with ``-c file`` and ``watch`` on only saves the file, and its file watcher (src/base/io/Watcher.cpp,
   kDelay = 500 ms) loads it later. A changed ``http`` section restarts the HTTP server on its new port with
-  its new token (Httpd::onConfigChanged); a changed ``pools`` list reconnects (Network::onConfigChanged).
+  its new token (Httpd::onConfigChanged); when that happens at once, the server's destructor closes the
+  writing connection before its 204 (src/base/net/http/HttpServer.cpp), so that write gets no answer.
+  A changed ``pools`` list reconnects (Network::onConfigChanged).
 * Pool connection (src/base/net/stratum/NetworkState.cpp): ``connection.pool`` is ``""`` until the first
   login and keeps the last pool after the pool is lost, while ``ip`` turns null, ``uptime``/``uptime_ms`` 0
   and ``failures`` counts up; ``paused`` does not change.
@@ -320,7 +322,7 @@ class XMRigDouble:
             if method == "GET":
                 return [api_response(403) if self.restricted else api_response(200, copy.deepcopy(self.config))]
             if method in ("PUT", "POST"):
-                return [self._write_config(request.body)]
+                return self._write_config(request.body)
         return [api_response(404)]
 
     def _json_rpc(self, body: str) -> bytes:
@@ -342,22 +344,25 @@ class XMRigDouble:
             return _rpc_answer(rpc_id, error=(-32601, "Method not found"))
         return _rpc_answer(rpc_id, result={"status": "OK"})
 
-    def _write_config(self, body: str) -> bytes:
+    def _write_config(self, body: str) -> list[bytes]:
         try:
             new = json.loads(body)
         except ValueError:
-            return api_response(400, {"error": "Invalid value."})  # rapidjson's parse error comes first
+            return [api_response(400, {"error": "Invalid value."})]  # rapidjson's parse error comes first
         if not isinstance(new, dict) or not new or active_pool(new) is None:
-            return api_response(400)
+            return [api_response(400)]
         http = {"enabled": False, "host": "127.0.0.1", "port": 0, "access-token": None, "restricted": True}
         if isinstance(new.get("http"), dict):
             http.update(new["http"])
         new["http"] = http
         if self.watcher and new.get("watch", True):
             asyncio.get_running_loop().call_later(WATCH_DELAY, self._apply, new)  # saved; the watcher loads it
-        else:
-            self._apply(new)
-        return api_response(204)
+            return [api_response(204)]
+        http_changed = new["http"] != self.config["http"]
+        self._apply(new)
+        # Live at once: a new http section deletes the HTTP server, whose destructor (HttpServer.cpp,
+        # HttpContext::closeAll) closes this connection before the 204 is written.
+        return [] if http_changed else [api_response(204)]
 
     def _apply(self, new: dict[str, Any]) -> None:
         """Base's config replaced: listeners react to what changed (Httpd, Network, Miner::onConfigChanged)."""
