@@ -42,6 +42,7 @@ from .metrics import DaemonMetrics
 from .rpc import RPCMethod, collect_methods, rpc
 from .settings import CommonSettings, Settings
 from .spec import SPEC_DIR, load_spec, map_message
+from .storage import StorageMonitor, storage_failure
 from .websocket import Hub
 
 __all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "rpc"]
@@ -100,6 +101,7 @@ class BaseDaemon:
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self.store: EventStore | None = None
         self.hub: Hub | None = None
+        self.storage = StorageMonitor(self.settings.data_path)
         self.backend_loaded = False
         self._app: web.Application | None = None
         self.metrics = DaemonMetrics(self, require_auth=self.env("METRICS_AUTH", cast=bool, default=True))
@@ -189,8 +191,7 @@ class BaseDaemon:
     async def _on_cleanup(self, app: web.Application) -> None:
         try:
             await self.stop_backend()
-            for key in list(self.wallets):
-                await self.forget_wallet(key)
+            await self.forget_all_wallets()
         finally:
             if self.store is not None:
                 self.store.close()
@@ -254,6 +255,9 @@ class BaseDaemon:
         except Exception:
             logger.exception("health check failed")
             body = {"status": "backend_unavailable"}
+        problem = self.storage.problem()
+        if problem is not None:  # events cannot be stored, so none can be delivered: worse than any backend state
+            body = {**body, "status": "storage_unavailable", "storage": problem}
         body = {"name": self.name, "version": self.VERSION, **body}
         return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
 
@@ -357,7 +361,11 @@ class BaseDaemon:
         return None if request.is_notification else response
 
     def error_from_exception(self, request: Request, exc: Exception) -> RPCError:
-        """A backend's exception becomes the spec's code when its message is mapped, else -32603."""
+        """A storage failure is STORAGE_UNAVAILABLE; a backend's exception becomes the spec's code when its
+        message is mapped, else -32603."""
+        storage_error = self.storage.error(exc)
+        if storage_error is not None:
+            return storage_error
         message = str(exc) or type(exc).__name__
         code = map_message(self.spec, message)
         if code is not None:
@@ -451,11 +459,26 @@ class BaseDaemon:
         except RPCError:
             raise
         except Exception as exc:
-            raise RPCError(WALLET_LOAD_FAILED, f"Error loading wallet: {exc}") from exc
+            storage_error = self.storage.error(exc)  # a full disk is no fault of the key given
+            raise storage_error or RPCError(WALLET_LOAD_FAILED, f"Error loading wallet: {exc}") from exc
         finally:
             self._loading.pop(key, None)
         self.wallets[key] = wallet
         return wallet
+
+    async def forget_all_wallets(self) -> list[str]:
+        """Unload every wallet (at shutdown): each one is tried, and each failure is logged once.
+
+        A wallet that cannot be saved (a full disk) must not keep the others from being saved."""
+        failed = []
+        for key in list(self.wallets):
+            try:
+                await self.forget_wallet(key)
+            except Exception as exc:
+                reason = storage_failure(exc) or f"{type(exc).__name__}: {exc}"
+                logger.error("wallet %s could not be saved and unloaded: %s", key, reason)
+                failed.append(key)
+        return failed
 
     async def forget_wallet(self, key: str) -> bool:
         wallet = self.wallets.pop(key, None)

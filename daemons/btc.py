@@ -199,8 +199,7 @@ class BTCDaemon(
         )
 
     async def stop_backend(self) -> None:
-        for key in list(self.wallets):
-            await self.forget_wallet(key)
+        await self.forget_all_wallets()
         self.unregister_callbacks()
         if self.electrum_daemon is not None:
             await self.electrum_daemon.stop()

@@ -78,7 +78,18 @@ class RequestsMixin:
         request with amount_BTC, address, URI, status and sent_amount, or false when no unused
         address is left and force is false."""
         amount_given, seconds = self.request_terms(amount, expiry, "expiry")
-        created = await self.commands.add_request(amount_given, memo, expiration=seconds, force=force, wallet=wallet)
+        before = {request.get_id() for request in wallet.get_sorted_requests()}
+        try:
+            created = await self.commands.add_request(
+                amount_given, memo, expiration=seconds, force=force, wallet=wallet
+            )
+        except Exception:
+            # Electrum keeps the request in memory when saving the wallet fails (a full disk): it would be
+            # listed now and gone after a restart. Drop it, so a failed call leaves nothing behind.
+            for request in wallet.get_sorted_requests():
+                if request.get_id() not in before:
+                    wallet.delete_request(request.get_id(), write_to_disk=False)
+            raise
         if not created:
             return created
         return self.format_request(wallet, wallet.get_request(created["request_id"]))
