@@ -63,6 +63,30 @@ FIXED_NAN_VERSION = (6, 22, 2)
 ALLOWED_METHODS = {"DELETE", "GET", "HEAD", "POST", "PUT"}
 
 
+CPU = {  # summary's cpu section of the real 6.26.0 this double was compared with (src/backend/cpu/Cpu.cpp)
+    "brand": "Intel(R) Xeon(R) Processor",
+    "family": 6,
+    "model": 207,
+    "stepping": 2,
+    "proc_info": 788210,
+    "aes": True,
+    "avx2": True,
+    "x64": True,
+    "64_bit": True,
+    "l2": 4194304,
+    "l3": 314572800,
+    "cores": 2,
+    "threads": 2,
+    "packages": 1,
+    "nodes": 1,
+    "backend": "hwloc/2.9.0",
+    "msr": "intel",
+    "assembly": "intel",
+    "arch": "x86_64",
+    "flags": ["aes", "vaes", "avx", "avx2", "avx512f", "bmi2", "osxsave", "sse2", "ssse3", "sse4.1", "popcnt"],
+}
+
+
 def free_port() -> int:
     """A free loopback TCP port (for a double started, stopped and restarted on the same address)."""
     with socket.socket() as s:
@@ -443,7 +467,7 @@ class XMRigDouble:
             "version": self.version,
             "kind": "miner",
             "ua": f"XMRig/{self.version} (Linux x86_64) libuv/1.44.2 gcc/12.2.0",
-            "cpu": {"brand": "Double CPU", "aes": True, "avx2": True, "x64": True, "64_bit": True, "cores": 2},
+            "cpu": CPU,
             "donate_level": self.config.get("donate-level", 1),
             "paused": self.paused,
             "algorithms": ["cn/0", "rx/0", "rx/2", "rx/wow", "argon2/chukwa", "ghostrider"],
