@@ -35,7 +35,7 @@ from daemons.xmrig_client import (
     XMRigError,
     normalize_url,
 )
-from daemons.xmrig_config import apply_config, redact
+from daemons.xmrig_config import LockedOut, apply_config, redact
 from daemons.xmrig_events import hashrate_of, observe, sum_hashrates
 from daemons.xmrig_store import XMRigStore, settings_fingerprint
 
@@ -319,11 +319,11 @@ class XMRigDaemon(BaseDaemon):
         the config it still runs when the change did not show within XMRIG_APPLY_TIMEOUT."""
         if not config:
             raise RPCError(INVALID_PARAMS, "config is an object with the settings to change")
-        http = config.get("http")
-        if isinstance(http, dict) and http.get("enabled") is False:
-            raise RPCError(INVALID_PARAMS, "http.enabled false would switch off the API this daemon manages it by")
-        with miner_errors():
-            outcome = await apply_config(wallet.client, config, self.apply_timeout)
+        try:
+            with miner_errors():
+                outcome = await apply_config(wallet.client, config, self.apply_timeout)
+        except LockedOut as exc:
+            raise RPCError(INVALID_PARAMS, str(exc)) from exc
         if outcome.applied:
             await self._adopt(wallet, outcome.endpoint)
         else:

@@ -74,6 +74,22 @@ def endpoint_after(endpoint: MinerEndpoint, old_http: dict[str, Any], new_http: 
     return dataclasses.replace(endpoint, url=str(url), token=token if isinstance(token, str) else None)
 
 
+class LockedOut(ValueError):
+    """The config would leave the miner's API unusable, so it is not written."""
+
+
+def lockout_reason(http: Any) -> str | None:
+    """Why an ``http`` section would shut the daemon out of the miner, if it would (XMRig 6.26.0,
+    src/base/net/http/Http.h: an unrestricted API without a token requires auth nobody can give)."""
+    if not isinstance(http, dict):
+        return "a config without an http section switches the miner's API off"
+    if http.get("enabled") is False:
+        return "http.enabled false would switch off the API this daemon manages the miner through"
+    if http.get("restricted") is False and not http.get("access-token"):
+        return "an unrestricted API without access-token answers 401 to every request (XMRig requires auth then)"
+    return None
+
+
 @dataclass(frozen=True)
 class ConfigOutcome:
     """What a config write led to: whether the miner runs it, the config it runs, and where it answers."""
@@ -86,9 +102,13 @@ class ConfigOutcome:
 
 async def apply_config(client: XMRigClient, update: dict[str, Any], wait: float) -> ConfigOutcome:
     """Merge ``update`` into the miner's config, write it, and wait (at most ``wait`` seconds) until the
-    miner serves a changed config where the new ``http`` settings say it answers."""
+    miner serves a changed config where the new ``http`` settings say it answers. LockedOut for a config
+    that would leave its API unusable."""
     before = await client.config()
     merged = deep_merge(before, unredact(update))
+    reason = lockout_reason(merged.get("http"))
+    if reason:
+        raise LockedOut(reason)
     unanswered: MinerUnavailable | None = None
     try:
         await client.put_config(merged)

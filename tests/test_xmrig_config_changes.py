@@ -94,11 +94,15 @@ async def _answers_with(d: DaemonClient, token: str, rig: XMRigDouble) -> bool:
         return False
 
 
-async def test_switching_the_api_off_is_refused() -> None:
+async def test_a_config_that_locks_the_daemon_out_is_refused() -> None:
+    """Switching the API off, or leaving it unrestricted without a token (XMRig then answers 401 to all)."""
     async with (
         XMRigDouble("rig1", TOKEN) as rig,
         running_daemon(XMRigDaemon, env={**FAST, "MINERS": setting(rig)}) as d,
     ):
         err = await rpc_error(d.call("set_config", {"http": {"enabled": False}}, xpub="rig1"))
         assert err.code == -32602 and "http.enabled" in err.message
-        assert rig.config["http"]["enabled"] is True
+        err = await rpc_error(d.call("set_config", {"http": {"access-token": None}}, xpub="rig1"))
+        assert err.code == -32602 and "401" in err.message
+        assert rig.config["http"]["enabled"] is True and rig.token == TOKEN
+        assert not [r for r in rig.requests if r[0] == "PUT"]
