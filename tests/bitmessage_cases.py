@@ -81,7 +81,7 @@ def error_cases(node: BitmessageDouble) -> list[ErrorCase]:
         ErrorCase(10, "decodeAddress", [V5_ADDRESS]),
         ErrorCase(11, "decodeAddress", [V1_ADDRESS]),
         ErrorCase(12, "decodeAddress", [STREAM2_ADDRESS]),
-        ErrorCase(13, "deleteAddress", [GOOD_ADDRESS]),
+        ErrorCase(13, "sendMessage", [me, GOOD_ADDRESS, "s", "m"]),  # a valid fromAddress, not the node's
         ErrorCase(14, "sendMessage", [me, disabled, "s", "m"]),
         ErrorCase(15, "getStatus", ["abcd"]),
         ErrorCase(16, "addSubscription", [ANNOUNCEMENTS]),

@@ -503,9 +503,9 @@ class Dispatcher:
     @command("deleteAddress")
     def delete_address(self, address: str) -> str:
         self.verify(address)
-        address = add_bm(address)
-        if self.state.identities.pop(address, None) is None:
-            raise APIError(13, "Could not find this address in your keys.dat file.")
+        # src/api.py HandleDeleteAddress catches NoSectionError, but Python 2's remove_section
+        # returns False instead of raising it: an address the node lacks is "deleted" too.
+        self.state.identities.pop(add_bm(address), None)
         return "success"
 
     @command("enableAddress")
