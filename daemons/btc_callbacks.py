@@ -9,11 +9,16 @@ is reported now. The same handlers do both, so a fact is reported once whichever
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+TX_HEIGHT_LOCAL = -2  # Electrum's height of a transaction no server lists
 
 
 class CallbacksMixin:
     """One handler per Electrum callback (``CALLBACKS``), each emitting one contract event."""
+
+    _report_tasks: set[asyncio.Task[Any]] = set()  # report_moved's tasks, referenced until done
 
     async def on_wallet_updated(self, wallet: Any) -> None:
         """Electrum's 'wallet_updated' (after each sync round): reconcile when the wallet has just caught up."""
@@ -90,6 +95,46 @@ class CallbacksMixin:
             return
         record = self.reported.recorder("request", key, request_id, str(status))
         await self.notify("new_payment", self.payment_fields(wallet, request, status), wallet=key, also=record)
+
+    def watch_history_changes(self, wallet: Any) -> None:
+        """Report the requests a transaction paid again whenever the server moves or drops it.
+
+        Electrum 4.3.4 recomputes a request's status only when a transaction is added or its SPV proof
+        is added or undone. When the server's history moves a transaction (a reorg sends a confirmed
+        payment back to the mempool) or drops it (replaced by fee, conflicted away by a reorg), it sends
+        no request_status: the request would stay "Paid" or "Unconfirmed" (Electrum's own FIXME in
+        Wallet._update_invoices_and_reqs_touched_by_tx). Worse, it keeps a dropped transaction as a
+        "local" one that still counts as paying; the daemon forgets it. Only transactions the server
+        listed before are forgotten, never one the wallet added itself and has not broadcast yet.
+        """
+        adb = getattr(wallet, "adb", None)
+        if adb is None:  # not Electrum's wallet layout (Electron Cash keeps its own)
+            return
+        receive = adb.receive_history_callback
+
+        def receive_history(addr: str, hist: Any, tx_fees: Any) -> None:
+            before = dict(adb.get_address_history(addr))
+            receive(addr, hist, tx_fees)
+            after = dict(hist)
+            for txid, height in before.items():
+                if after.get(txid) != height:
+                    dropped = txid not in after and adb.get_tx_height(txid).height == TX_HEIGHT_LOCAL
+                    self.report_moved(wallet, txid, dropped)
+
+        adb.receive_history_callback = receive_history
+
+    def report_moved(self, wallet: Any, txid: str, dropped: bool) -> None:
+        tx = wallet.db.get_transaction(txid)
+        if tx is None:
+            return
+        requests = [r for r in (wallet.get_request_by_addr(o.address) for o in tx.outputs()) if r is not None]
+        if dropped:
+            wallet.adb.remove_transaction(txid)
+        for request in requests:
+            status = wallet.get_invoice_status(request)
+            task = asyncio.ensure_future(self.on_request_status(wallet, request.get_id(), status))
+            self._report_tasks.add(task)
+            task.add_done_callback(self._report_tasks.discard)
 
     def payment_fields(self, wallet: Any, request: Any, status: int) -> dict[str, Any]:
         address = request.get_address()

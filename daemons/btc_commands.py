@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .btc_amounts import MAX_SPEND, amount_text, check_expiry, check_fee_rate, parse_amount
-from .btc_errors import WATCH_ONLY
+from .btc_errors import INVALID_TRANSACTION, WATCH_ONLY
 from .jsonrpc import RPCError
 from .rpc import RPCMethod
 
@@ -32,7 +32,11 @@ class CommandsMixin:
 
     # Commands whose bad input the library meets with a bare Exception or a TypeError (-32603): a check
     # method per command says what is wrong first (-32602).
-    COMMAND_CHECKS = {"convert_xkey": "check_convert_xkey", "signmessage": "check_signmessage"}
+    COMMAND_CHECKS = {
+        "convert_xkey": "check_convert_xkey",
+        "signmessage": "check_signmessage",
+        "broadcast": "check_broadcast",
+    }
 
     def check_command_arguments(self, name: str, wallet: Any, arguments: dict[str, Any]) -> None:
         """Amounts, fee rates and expiries of any command, then the command's own check; -32602."""
@@ -52,6 +56,20 @@ class CommandsMixin:
         check = self.COMMAND_CHECKS.get(name)
         if check is not None:
             getattr(self, check)(wallet, arguments)
+
+    def check_broadcast(self, wallet: Any, arguments: dict[str, Any]) -> None:
+        """Electrum's broadcast asserts its input is hex (-32603 for a PSBT): an unsigned or partially
+        signed transaction is refused as such (-32017), a complete PSBT goes out as its raw transaction."""
+        tx = arguments.get("tx")
+        if not isinstance(tx, str):
+            return
+        parsed = self.parse_tx(tx)  # undecodable: Electrum's "Failed to recognise tx encoding" (-32017)
+        if not parsed.is_complete():
+            raise RPCError(
+                INVALID_TRANSACTION,
+                "Cannot broadcast an unsigned or partially signed transaction: sign it first (signtransaction)",
+            )
+        arguments["tx"] = parsed.serialize()
 
     def command_amount(self, param: str, value: Any) -> str:
         """An amount as the library's command parses it, or Electrum's spend-everything form ("!")."""

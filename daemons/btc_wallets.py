@@ -85,6 +85,7 @@ class WalletsMixin:
     def start_wallet(self, key: str, wallet: Any) -> None:
         assert self.router is not None
         self.router.attach(wallet)
+        self.watch_history_changes(wallet)
         self._keys_by_wallet[id(wallet)] = key
         wallet.start_network(self.network)
         if wallet.storage is not None:

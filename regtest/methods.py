@@ -27,6 +27,7 @@ from .errors import (
     RPC_METHOD_NOT_FOUND,
     RPC_MISC_ERROR,
     RPC_TYPE_ERROR,
+    RPC_VERIFY_ERROR,
     RPCError,
 )
 from .mempool import DEFAULT_MAX_FEE_RATE, MIN_RELAY_FEE_PER_KVB
@@ -349,6 +350,36 @@ class NodeMethods:
         except AddressError:
             raise RPCError(RPC_INVALID_ADDRESS_OR_KEY, "Error: Invalid address") from None
         return [self.chain.mine(script).hash_hex for _ in range(max(count, 0))]
+
+    def rpc_generateblock(self, output: Any, transactions: Any, submit: Any = True) -> dict:
+        """Core's generateblock: one block with exactly `transactions` (mempool txids or raw hex), e.g. none,
+        to grow a branch that leaves the mempool alone."""
+        try:
+            script = address_to_script(output)
+        except AddressError:
+            raise RPCError(RPC_INVALID_ADDRESS_OR_KEY, "Error: Invalid address") from None
+        block = self.chain.build_block(script, txs=_block_txs(self.chain, transactions))
+        try:
+            self.chain.connect_block(block)
+        except BlockError as e:
+            raise RPCError(RPC_VERIFY_ERROR, f"TestBlockValidity failed: {e}") from None
+        return {"hash": block.hash_hex}
+
+
+def _block_txs(chain: Chain, transactions: Any) -> list[Tx]:
+    """generateblock's list: mempool txids or raw transactions, in block order."""
+    if not isinstance(transactions, list):
+        raise RPCError(RPC_TYPE_ERROR, "JSON value of type not array for transactions is not of expected type array")
+    txs = []
+    for item in transactions:
+        entry = chain.mempool.entries.get(item) if isinstance(item, str) and len(item) == 64 else None
+        if entry is not None:
+            txs.append(entry.tx)
+        elif isinstance(item, str) and len(item) == 64:
+            raise RPCError(RPC_INVALID_ADDRESS_OR_KEY, f"Transaction {item} not in mempool.")
+        else:
+            txs.append(_decode_tx(item))
+    return txs
 
 
 def _amount(value: Any, name: str) -> Decimal:
