@@ -39,6 +39,13 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     )
 
 
+def raw_error_response(status: int, message: str) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, for a transport no request handler serves."""
+    body = error_body(status, message).encode()
+    head = f"HTTP/1.1 {status} {phrase(status)}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
 def add_fallback_route(app: web.Application) -> None:
     """After the real routes: answer every other path (404) or method (405) with a JSON-RPC error."""
     allowed: dict[str, set[str]] = {}
@@ -75,6 +82,14 @@ class JSONErrorRequestHandler(RequestHandler):
         response.force_close()  # as aiohttp does: after a framing error the stream cannot be trusted
         return response
 
+    def data_received(self, data: bytes) -> None:
+        # The guard times each request's head: it needs to know when one is complete (parsed).
+        before = self._request_count
+        super().data_received(data)
+        guard = getattr(self._manager, "guard", None)
+        if guard is not None:
+            guard.data_received(self, self._request_count != before)
+
 
 def phrase(status: int) -> str:
     try:
@@ -83,13 +98,32 @@ def phrase(status: int) -> str:
         return "error"
 
 
+# The answer to a connection that a cap refuses (see daemons.connections), written before its request.
+REFUSED_RESPONSE = raw_error_response(503, "Service unavailable: too many open connections, try again later")
+
+
 class JSONErrorServer(web.Server):
-    """The protocol factory a site listens with, making ``JSONErrorRequestHandler`` connections."""
+    """The protocol factory a site listens with, making ``JSONErrorRequestHandler`` connections.
+
+    With a ``guard`` (daemons.connections.ConnectionGuard) it also caps and times connections."""
+
+    guard: Any = None
 
     def __call__(self) -> RequestHandler:
         handler = super().__call__()
-        handler.__class__ = JSONErrorRequestHandler  # same slots, so only handle_error changes
+        handler.__class__ = JSONErrorRequestHandler  # same slots, so only the overridden methods change
         return handler
+
+    def connection_made(self, handler: RequestHandler, transport: Any) -> None:
+        super().connection_made(handler, transport)
+        if self.guard is not None and not self.guard.connection_made(handler, transport):
+            transport.write(REFUSED_RESPONSE)
+            handler.force_close()  # the transport closes once the answer is written
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        if self.guard is not None:
+            self.guard.connection_lost(handler)
 
 
 def fits_this_aiohttp() -> bool:
@@ -99,12 +133,17 @@ def fits_this_aiohttp() -> bool:
 
 
 class DaemonRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer unparsable requests in JSON."""
+    """``web.AppRunner`` whose connections answer unparsable requests in JSON, capped and timed by ``guard``."""
+
+    def __init__(self, app: web.Application, guard: Any = None, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.guard = guard
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         if fits_this_aiohttp() and type(server) is web.Server:
             server.__class__ = JSONErrorServer
+            server.guard = self.guard
         return server
 
 

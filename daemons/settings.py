@@ -19,6 +19,7 @@ from decouple import RepositoryEmpty, RepositoryEnv, strtobool
 DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / "conf" / ".env"
 DEFAULT_LOGIN = "electrum"
 DEFAULT_PASSWORD = "electrumz"
+MIN_EXPOSED_PASSWORD = 16  # characters of PASSWORD required off loopback
 _MISSING: Any = object()
 
 
@@ -132,6 +133,13 @@ class CommonSettings:
     events_retention_days: float
     ws_queue_size: int
     ws_send_timeout: float
+    max_batch_length: int = 200
+    max_batch_response_size: int = 16 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 4096
+    max_connections_per_peer: int = 1024
+    allowed_origins: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         # The password must never reach a log through repr().
@@ -153,14 +161,42 @@ class CommonSettings:
             events_retention_days=settings.get("EVENTS_RETENTION_DAYS", cast=parse_positive_float, default=30.0),
             ws_queue_size=settings.get("WS_QUEUE_SIZE", cast=parse_positive_int, default=1000),
             ws_send_timeout=settings.get("WS_SEND_TIMEOUT", cast=parse_positive_float, default=30.0),
+            max_batch_length=settings.get("MAX_BATCH_LENGTH", cast=parse_positive_int, default=200),
+            max_batch_response_size=settings.get(
+                "MAX_BATCH_RESPONSE_SIZE", cast=parse_positive_int, default=16 * 1024 * 1024
+            ),
+            header_timeout=settings.get("HEADER_TIMEOUT", cast=parse_positive_float, default=10.0),
+            body_timeout=settings.get("BODY_TIMEOUT", cast=parse_positive_float, default=30.0),
+            max_connections=settings.get("MAX_CONNECTIONS", cast=parse_positive_int, default=4096),
+            max_connections_per_peer=settings.get("MAX_CONNECTIONS_PER_PEER", cast=parse_positive_int, default=1024),
+            allowed_origins=settings.get("ALLOWED_ORIGINS", cast=parse_origins, default=frozenset()),
         )
         common.check_exposure(settings)
         return common
 
     def check_exposure(self, settings: Settings) -> None:
-        """Refuse to serve a wallet daemon to the network behind the well-known default password."""
-        if not is_loopback(self.host) and self.password == DEFAULT_PASSWORD:
+        """Refuse to serve a wallet daemon to the network behind a guessable login.
+
+        Off loopback anyone who reaches the port can try passwords: a login and a password of at
+        least MIN_EXPOSED_PASSWORD characters (not the well-known default) are required."""
+        if is_loopback(self.host):
+            return
+        weak = not self.login or len(self.password) < MIN_EXPOSED_PASSWORD or self.password == DEFAULT_PASSWORD
+        if weak:
             raise SettingsError(
-                f"Refusing to bind {settings.variable('HOST')}={self.host} (not loopback) with the default "
-                f"password: set {settings.variable('PASSWORD')} to a strong secret"
+                f"Refusing to bind {settings.variable('HOST')}={self.host} (not loopback) with a weak login: set "
+                f"{settings.variable('LOGIN')} to a non-empty name and {settings.variable('PASSWORD')} to a secret "
+                f"of at least {MIN_EXPOSED_PASSWORD} characters (not the default one)"
             )
+
+
+def parse_origins(value: Any) -> frozenset[str]:
+    """ALLOWED_ORIGINS: browser origins (``scheme://host[:port]``) separated by commas or spaces."""
+    origins = set()
+    for item in str(value).replace(",", " ").split():
+        origin = item.rstrip("/").lower()
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(f"{item!r} is not an origin such as https://shop.example.com")
+        origins.add(origin)
+    return frozenset(origins)

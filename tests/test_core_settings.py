@@ -58,8 +58,8 @@ def test_non_loopback_host_with_default_password_refuses(host):
     with pytest.raises(SettingsError) as refused:
         make({"SAMPLE_HOST": host})
     message = str(refused.value)
-    assert "SAMPLE_HOST" in message and "SAMPLE_PASSWORD" in message and "default password" in message
-    make({"SAMPLE_HOST": host, "SAMPLE_PASSWORD": "a-strong-secret"})  # fine with a real password
+    assert "SAMPLE_HOST" in message and "SAMPLE_PASSWORD" in message and "16 characters" in message
+    make({"SAMPLE_HOST": host, "SAMPLE_PASSWORD": "a-strong-secret-16"})  # fine with a real password
 
 
 def test_bad_secret_value_is_not_echoed():
@@ -72,7 +72,7 @@ def test_bad_secret_value_is_not_echoed():
 def test_in_docker_binds_everywhere_but_needs_a_password():
     with pytest.raises(SettingsError):
         make({"IN_DOCKER": "1"})
-    assert make({"IN_DOCKER": "1", "SAMPLE_PASSWORD": "s3cret"}).settings.host == "0.0.0.0"
+    assert make({"IN_DOCKER": "1", "SAMPLE_PASSWORD": "s3cret-of-16-chars"}).settings.host == "0.0.0.0"
     for host in ("127.0.0.1", "localhost", "::1", "127.5.5.5"):
         assert make({"SAMPLE_HOST": host}).settings.host == host
 
@@ -95,3 +95,27 @@ def test_unknown_daemon_lists_the_known_ones():
     for name in ("btc", "bch", "xmr", "bitmessage", "xmrig"):
         assert name in result.stderr
     assert "usage" in run_entry().stderr
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"SAMPLE_PASSWORD": ""}, {"SAMPLE_PASSWORD": "a"}, {"SAMPLE_PASSWORD": "x" * 15}, {"SAMPLE_LOGIN": ""}],
+    ids=["empty-password", "one-char", "15-chars", "empty-login"],
+)
+def test_off_loopback_a_login_and_a_16_character_password_are_required(credentials):
+    strong = {"SAMPLE_HOST": "0.0.0.0", "SAMPLE_LOGIN": "shop", "SAMPLE_PASSWORD": "x" * 16}
+    assert make(strong).settings.host == "0.0.0.0"
+    with pytest.raises(SettingsError) as refused:
+        make({**strong, **credentials})
+    message = str(refused.value)
+    assert "SAMPLE_LOGIN" in message and "SAMPLE_PASSWORD" in message and "at least 16 characters" in message
+    assert make({**strong, **credentials, "SAMPLE_HOST": "127.0.0.1"}).settings.host == "127.0.0.1"  # loopback: allowed
+
+
+def test_allowed_origins_are_parsed_and_checked():
+    origins = make({"SAMPLE_ALLOWED_ORIGINS": "https://Shop.example.com/, http://localhost:8080"}).settings
+    assert origins.allowed_origins == {"https://shop.example.com", "http://localhost:8080"}
+    assert make({}).settings.allowed_origins == frozenset()
+    with pytest.raises(SettingsError) as refused:
+        make({"SAMPLE_ALLOWED_ORIGINS": "shop.example.com"})
+    assert "SAMPLE_ALLOWED_ORIGINS" in str(refused.value)
