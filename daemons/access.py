@@ -81,3 +81,33 @@ def access_middleware(allowed_origins: frozenset[str], check_host: bool, origins
         return await handler(request)
 
     return check_access
+
+
+def public_health(facts: dict[str, Any]) -> dict[str, Any]:
+    """What ``/health`` (no auth) may show: status and plain facts, never where a backend listens.
+
+    A daemon's ``health`` may report its backend as it sees it; any URL (a key named ``url`` or
+    ``..._url``, or a text with ``://``, which may also carry credentials) is left out here."""
+    return {
+        key: value
+        for key, value in ((k, public_value(v)) for k, v in facts.items() if not is_url_key(k))
+        if value is not OMIT
+    }
+
+
+OMIT: Any = object()
+
+
+def is_url_key(key: Any) -> bool:
+    name = str(key).lower()
+    return name in ("url", "uri", "server", "endpoint") or name.endswith(("_url", "_uri"))
+
+
+def public_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return public_health(value)
+    if isinstance(value, list):
+        return [item for item in (public_value(v) for v in value) if item is not OMIT]
+    if isinstance(value, str) and "://" in value:
+        return OMIT
+    return value

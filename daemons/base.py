@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import concurrent.futures
 import functools
 import hmac
 import inspect
 import logging
+import os
 import signal
 import sqlite3
 import time
@@ -26,8 +26,12 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
+from .access import access_middleware, check_basic_auth, public_health
+from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, guard_middleware, raise_descriptor_limit
+from .datapath import prepare_data_path
 from .events import EventStore
 from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
+from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -40,12 +44,12 @@ from .jsonrpc import (
 )
 from .metrics import DaemonMetrics
 from .rpc import RPCMethod, collect_methods, rpc
-from .settings import CommonSettings, Settings
+from .settings import CommonSettings, Settings, is_loopback
 from .spec import SPEC_DIR, load_spec, map_message
 from .storage import StorageMonitor, storage_failure
 from .websocket import Hub
 
-__all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "rpc"]
+__all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "check_basic_auth", "rpc"]
 
 logger = logging.getLogger(__name__)
 UNAUTHORIZED_BODY = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Unauthorized"}, "id": None}
@@ -54,25 +58,6 @@ UNSET: Any = object()
 
 class StartupError(Exception):
     """The daemon cannot start (a missing library, an unusable setting); the message says why."""
-
-
-def check_basic_auth(header: str | None, login: str, password: str) -> bool:
-    """True only for a well-formed ``Basic`` header with these credentials, compared in constant time."""
-    if not header:
-        return False
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return False
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
-    user, colon, secret = decoded.partition(":")  # the password itself may contain ':'
-    if not colon:
-        return False
-    user_ok = hmac.compare_digest(user.encode(), login.encode())
-    password_ok = hmac.compare_digest(secret.encode(), password.encode())
-    return user_ok & password_ok
 
 
 class BaseDaemon:
@@ -104,6 +89,10 @@ class BaseDaemon:
         self.storage = StorageMonitor(self.settings.data_path)
         self.backend_loaded = False
         self._app: web.Application | None = None
+        self.guard = ConnectionGuard(
+            self.settings.max_connections, self.settings.max_connections_per_peer, self.settings.header_timeout
+        )
+        self.accept_errors = AcceptErrorLog()
         self.metrics = DaemonMetrics(self, require_auth=self.env("METRICS_AUTH", cast=bool, default=True))
 
     # -- settings and start-up --------------------------------------------------------------
@@ -154,7 +143,15 @@ class BaseDaemon:
 
     def create_app(self) -> web.Application:
         # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
-        app = web.Application(client_max_size=self.settings.max_body_size + 1024, middlewares=[self.metrics.middleware])
+        settings = self.settings
+        middlewares = [
+            guard_middleware(self.guard),  # outermost: a connection inside any request is never closed for room
+            access_middleware(
+                settings.allowed_origins, is_loopback(settings.host), self.env_reader.variable("ALLOWED_ORIGINS")
+            ),
+            self.metrics.middleware,
+        ]
+        app = web.Application(client_max_size=settings.max_body_size + 1024, middlewares=middlewares)
         app.router.add_post("/", self.handle_rpc)
         app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/spec", self.handle_spec)
@@ -168,7 +165,7 @@ class BaseDaemon:
 
     async def _on_startup(self, app: web.Application) -> None:
         self.ensure_backend_loaded()
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))
         self.store = EventStore(
             self.settings.data_path / "events.sqlite3",
             self.settings.events_retention_count,
@@ -209,17 +206,23 @@ class BaseDaemon:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         logging.getLogger("aiohttp.server").addFilter(QuietParseErrors())
+        os.umask(0o077)  # whatever the daemon and its libraries create (wallets, logs, databases) is owner-only
+        prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))  # before any library writes
+        raise_descriptor_limit()
         self.ensure_backend_loaded()
         asyncio.run(self.serve())
 
     def make_runner(self, **kwargs: Any) -> web.AppRunner:
-        """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON."""
-        return DaemonRunner(self.app, **kwargs)
+        """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON,
+        and caps and times connections (the cap in all fits the descriptor limit in force now)."""
+        self.guard.max_connections = connection_cap(self.settings.max_connections)
+        return DaemonRunner(self.app, guard=self.guard, **kwargs)
 
     async def serve(self) -> None:
         # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
         access_log = logging.getLogger("aiohttp.access") if self.settings.debug else None
         runner = self.make_runner(access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
+        self.accept_errors.install(asyncio.get_running_loop())
         await runner.setup()
         try:
             await web.TCPSite(runner, self.settings.host, self.settings.port).start()
@@ -258,7 +261,7 @@ class BaseDaemon:
         problem = self.storage.problem()
         if problem is not None:  # events cannot be stored, so none can be delivered: worse than any backend state
             body = {**body, "status": "storage_unavailable", "storage": problem}
-        body = {"name": self.name, "version": self.VERSION, **body}
+        body = {"name": self.name, "version": self.VERSION, **public_health(body)}
         return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
 
     async def handle_spec(self, request: web.Request) -> web.Response:
@@ -275,72 +278,26 @@ class BaseDaemon:
     async def handle_rpc(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
             return self.unauthorized()
+        settings = self.settings
         try:
-            body = await self.read_body(request)
+            body = await read_body(request, settings.max_body_size, settings.body_timeout)
             payload = jsonrpc.decode_body(body)
         except RPCError as error:
-            status = 413 if error.code == INVALID_REQUEST else 200
-            return web.json_response(jsonrpc.error_response(None, error), status=status)
-        # A single call, the common case, goes straight to handle_single: one coroutine layer less.
-        response = await (self.handle_single(payload) if isinstance(payload, dict) else self.dispatch(payload))
-        if response is None:
-            return web.Response(status=204)
-        return web.Response(text=self.encode_response(response), content_type="application/json")
-
-    def encode_response(self, response: Any) -> str:
-        """The answer as strict JSON; a result that cannot be encoded becomes its request's internal error."""
-        try:
-            return jsonrpc.dumps(response, allow_nan=False)
-        except (TypeError, ValueError, RecursionError):
-            pass
-        answers = [self.encode_answer(answer) for answer in (response if isinstance(response, list) else [response])]
-        return f"[{','.join(answers)}]" if isinstance(response, list) else answers[0]
-
-    def encode_answer(self, answer: dict[str, Any]) -> str:
-        try:
-            return jsonrpc.dumps(answer, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            logger.error("the result for request id %r cannot be encoded as JSON", answer.get("id"), exc_info=exc)
-            error = RPCError(INTERNAL_ERROR, "Internal error: the result cannot be encoded as JSON")
-            return jsonrpc.dumps(jsonrpc.error_response(answer.get("id"), error))
-
-    async def read_body(self, request: web.Request) -> bytes:
-        limit = self.settings.max_body_size
-        length = request.content_length
-        if length is not None and length > limit:
-            raise self.body_too_large(limit)
-        try:
-            if length is not None and not request.headers.get("Content-Encoding"):
-                # The common case: a declared, plain length within the limit is read in one go.
-                return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:  # the declared length was a lie
-            raise self.body_too_large(limit) from exc
-        chunks, size = [], 0
-        try:
-            while chunk := await request.content.read(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise self.body_too_large(limit)
-                chunks.append(chunk)
-        except web.RequestPayloadError as exc:  # such as a Content-Encoding the body does not have
-            raise RPCError(jsonrpc.PARSE_ERROR, "Parse error: the body cannot be decoded") from exc
-        return b"".join(chunks)
-
-    @staticmethod
-    def body_too_large(limit: int) -> RPCError:
-        return RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
-
-    # -- JSON-RPC dispatch --------------------------------------------------------------------
-
-    async def dispatch(self, payload: Any) -> Any:
-        """Answer one request or a batch; None when nothing is to be sent back."""
+            status = 408 if isinstance(error, BodyTimeout) else 413 if error.code == INVALID_REQUEST else 200
+            response = web.json_response(jsonrpc.error_response(None, error), status=status)
+            if status == 408:
+                response.force_close()  # the rest of the body may still come: the stream cannot be reused
+            return response
         if isinstance(payload, list):
-            if not payload:
-                return jsonrpc.error_response(None, RPCError(INVALID_REQUEST, "Invalid request: empty batch"))
-            answers = [await self.handle_single(item) for item in payload]
-            answers = [answer for answer in answers if answer is not None]
-            return answers or None
-        return await self.handle_single(payload)
+            text = await answer_batch(
+                payload, self.handle_single, settings.max_batch_length, settings.max_batch_response_size
+            )
+        else:
+            answer = await self.handle_single(payload)
+            text = None if answer is None else encode_answer(answer)
+        if text is None:
+            return web.Response(status=204)
+        return web.Response(text=text, content_type="application/json")
 
     async def handle_single(self, obj: Any) -> dict[str, Any] | None:
         try:

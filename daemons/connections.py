@@ -82,14 +82,11 @@ class ConnectionGuard:
         self.idle: OrderedDict[Any, None] = OrderedDict()
         self.idle_by_peer: dict[str, OrderedDict[Any, None]] = {}
         self.refused = self.evicted = self.timed_out = 0  # counts, for /metrics-like reports and tests
-        self.on_accept: Callable[[], None] | None = None
 
     # -- the connection's life, called by the server and its protocol -------------------------
 
     def connection_made(self, handler: Any, transport: asyncio.BaseTransport) -> bool:
         """Register a new connection; False when it must be refused (every open one is busy)."""
-        if self.on_accept is not None:
-            self.on_accept()
         peer = peer_of(transport)
         if self.per_peer.get(peer, 0) >= self.max_per_peer and not self.evict(self.idle_by_peer.get(peer)):
             self.refused += 1
@@ -203,20 +200,26 @@ def guard_middleware(guard: ConnectionGuard) -> Callable[..., Any]:
 
 
 class AcceptErrorLog:
-    """A loop exception handler that logs running out of descriptors once per shortage, not per accept.
+    """A loop exception handler that logs running out of descriptors once, not per failed accept.
 
-    asyncio reports each failed accept (a traceback, up to the listen backlog per try, every second);
-    a flood of connections at the limit would fill the disk with them. The first failure is logged
-    with what to do, the rest are counted; the next accepted connection ends the shortage."""
+    asyncio reports each failed accept with a traceback, up to the listen backlog per try and a try
+    every second: a flood of connections at the limit would fill the disk. The first failure is
+    logged with what to do; later ones are counted and summed up in one line per REPEAT_AFTER seconds
+    at most, while they go on."""
+
+    REPEAT_AFTER = 600.0
 
     def __init__(self) -> None:
-        self.failures = 0
+        self.failures = 0  # since the last line logged
+        self.logged_at: float | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         self.previous = loop.get_exception_handler()
         loop.set_exception_handler(self.handle)
 
     def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if self.is_stale_retry(context):
+            return
         if context.get("message") != ACCEPT_ERROR:
             if self.previous is not None:
                 self.previous(loop, context)
@@ -224,16 +227,23 @@ class AcceptErrorLog:
                 loop.default_exception_handler(context)
             return
         self.failures += 1
-        if self.failures == 1:
-            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-            logger.error(
-                "cannot accept connections: %s (open-files limit %s); further failures are not logged until a "
-                "connection is accepted again. Raise the limit (ulimit -n) or lower MAX_CONNECTIONS",
-                context.get("exception"),
-                soft,
-            )
+        now = loop.time()
+        if self.logged_at is not None and now - self.logged_at < self.REPEAT_AFTER:
+            return
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        logger.error(
+            "cannot accept connections: %s (open-files limit %s; %d failed accepts since the last such line, "
+            "which is logged once per %d s at most). Raise the limit (ulimit -n) or lower MAX_CONNECTIONS",
+            context.get("exception"),
+            soft,
+            self.failures,
+            self.REPEAT_AFTER,
+        )
+        self.logged_at, self.failures = now, 0
 
-    def accepted(self) -> None:
-        if self.failures:
-            logger.warning("accepting connections again, after %d failed accepts", self.failures)
-            self.failures = 0
+    def is_stale_retry(self, context: dict[str, Any]) -> bool:
+        """asyncio schedules a retry per failed accept: those due after the server closed its socket
+        (at shutdown) fail on the closed descriptor, which is no news once the shortage was logged."""
+        callback = getattr(context.get("handle"), "_callback", None)
+        stale = isinstance(context.get("exception"), ValueError | OSError)
+        return self.logged_at is not None and stale and getattr(callback, "__name__", "") == "_start_serving"

@@ -10,6 +10,7 @@ are stored identical to the order in which they are fanned out.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -62,6 +63,8 @@ class EventStore:
         self.retention_count = retention_count
         self.retention_days = retention_days
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only whatever the umask: SQLite gives its -wal and -shm files the database file's mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: an event the daemon has announced survives a power cut, not just a crash.

@@ -33,7 +33,8 @@ from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
 from .metrics import Metric, gauge, state_gauge
 from .settings import SettingsError, parse_positive_float, parse_positive_int
-from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable
+from .urls import parse_backend_url
+from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable, health_word
 from .xmr_methods import FORBIDDEN_METHODS, WALLET_RPC_METHODS
 from .xmr_poller import REORG_MARGIN, Poller
 from .xmr_pool import WalletPool
@@ -80,10 +81,8 @@ class XMRDaemon(BaseDaemon):
 
     def load_settings(self) -> None:
         super().load_settings()
-        self.monerod_url = self.env("MONEROD_URL", default="http://127.0.0.1:18081").rstrip("/")
-        self.monerod_login = self.env("MONEROD_LOGIN", default="")
-        self.wallet_rpc_url = self.env("WALLET_RPC_URL", default="").rstrip("/")
-        self.wallet_rpc_login = self.env("WALLET_RPC_LOGIN", default="")
+        self.monerod_url, self.monerod_login = self.backend_setting("MONEROD", "http://127.0.0.1:18081")
+        self.wallet_rpc_url, self.wallet_rpc_login = self.backend_setting("WALLET_RPC", "")
         self.wallet_rpc_binary = self.env("WALLET_RPC_BINARY", default="monero-wallet-rpc")
         self.wallet_dir = self.env("WALLET_DIR", cast=Path, default=self.settings.data_path / "wallets")
         self.max_wallet_rpc = self.env("MAX_WALLET_RPC", cast=parse_positive_int, default=16)
@@ -96,6 +95,24 @@ class XMRDaemon(BaseDaemon):
                 f"Invalid value for {self.env_reader.variable('MONEROD_LOGIN')} (value hidden): monero-wallet-rpc"
                 " reads it from a config file, so it cannot hold '#', line breaks or leading/trailing spaces"
             )
+
+    def backend_setting(self, prefix: str, default: str) -> tuple[str, str]:
+        """``<prefix>_URL`` without credentials, and ``<prefix>_LOGIN`` (``user:password``), or what the URL held.
+
+        Credentials inside the URL are moved into the login (HTTP Digest), so the URL that logs, errors and
+        getinfo show holds none. In both places at once they could disagree: start-up stops."""
+        login = self.env(f"{prefix}_LOGIN", default="")
+        given = self.env(f"{prefix}_URL", cast=lambda v: parse_backend_url(v) if v.strip() else None, default=None)
+        backend = given or (parse_backend_url(default) if default else None)
+        if backend is None:
+            return "", login
+        user, _, password = login.partition(":")
+        try:
+            user, password = backend.credentials(user, password)
+        except ValueError:
+            variables = f"{self.env_reader.variable(prefix + '_URL')} and {self.env_reader.variable(prefix + '_LOGIN')}"
+            raise SettingsError(f"Credentials are given both in {variables}: give them in one place") from None
+        return backend.url.rstrip("/"), f"{user}:{password}" if user or password else ""
 
     def load_backend(self) -> None:
         try:
@@ -167,7 +184,7 @@ class XMRDaemon(BaseDaemon):
             syncing = monerod_syncing(info)
             body.update(monerod_height=info.get("height"), target_height=info.get("target_height"))
         except MoneroError as exc:
-            body["monerod"] = str(exc)
+            body["monerod"] = health_word(exc, "monerod")  # the message names the URL: /health shows none
         body["wallet_rpc"] = await self.wallet_rpcs.health(self.wallet_rpc_binary)
         if body["monerod"] != "ok" or body["wallet_rpc"] != "ok":
             return {"status": "backend_unavailable", **body}

@@ -49,6 +49,15 @@ class MoneroRPCError(MoneroError):
         self.method = method
 
 
+def health_word(exc: MoneroError, name: str) -> str:
+    """What ``/health`` (no auth) says of a backend that failed: the kind of failure, never its URL."""
+    if isinstance(exc, MoneroUnauthorized):
+        return f"{name} rejected the credentials"
+    if isinstance(exc, MoneroUnavailable):
+        return f"{name} unreachable"
+    return f"{name} gave a bad answer" if isinstance(exc, MoneroBadResponse) else f"{name} failed"
+
+
 class MoneroRPC:
     """One endpoint (a wallet-rpc process or monerod), with its own keep-alive session.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnavailable
+from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnavailable, health_word
 from .xmr_pool import WalletPool
 from .xmr_process import WalletRPCProcess
 from .xmr_snapshot import KEEPS_SNAPSHOT, Snapshot, Snapshots
@@ -124,7 +124,7 @@ class WalletRPCs:
             try:
                 await self.pool.external.call("get_version", timeout=3.0)
             except MoneroError as exc:
-                return str(exc)
+                return health_word(exc, "wallet-rpc")
             return "ok"
         if shutil.which(binary) is None:
             return f"wallet-rpc unreachable: {binary} not found"

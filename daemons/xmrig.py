@@ -23,6 +23,7 @@ from daemons.base import BaseDaemon, rpc
 from daemons.jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
 from daemons.metrics import Metric, state_gauge
 from daemons.settings import SettingsError, parse_positive_float
+from daemons.urls import parse_backend_url
 from daemons.xmrig_client import (
     ConfigRejected,
     MinerBadResponse,
@@ -92,7 +93,22 @@ def endpoint_from(data: Any) -> MinerEndpoint:
     if not isinstance(tls, bool) or not isinstance(verify, bool):
         raise ValueError(f"miner {name!r}: 'tls' and 'verify_tls' are booleans")
     normalize_url(url, tls)  # raises ValueError for an unusable URL
+    url, token = token_out_of_url(name, url, token)
     return MinerEndpoint(name, url, token or None, tls, verify)
+
+
+def token_out_of_url(name: str, url: str, token: str | None) -> tuple[str, str | None]:
+    """A token written into the URL (``http://:TOKEN@host:port``, or as its user) becomes the Bearer token.
+
+    The URL is shown (``list_miners``) and stored; the token is neither. Both forms at once: ValueError."""
+    text = url.strip()
+    backend = parse_backend_url(text if "://" in text else "http://" + text)
+    if not backend.has_credentials:
+        return url, token
+    if token:
+        raise ValueError(f"miner {name!r}: a token is given both inside 'url' and as 'token'")
+    bare = backend.url if "://" in text else backend.url.removeprefix("http://")
+    return bare, backend.password or backend.user
 
 
 def parse_miners(value: Any) -> list[MinerEndpoint]:
