@@ -39,7 +39,9 @@ Outpoint = tuple[str, int]
 class Chain:
     """One regtest node's chain state and mempool; every mutation goes through accept_block or the mempool."""
 
-    def __init__(self, datadir: Path | str | None = None, segwit: bool = True) -> None:
+    def __init__(self, datadir: Path | str | None = None, segwit: bool = True, core: bool = True) -> None:
+        """`core=False` judges with the node's own checks even with segwit (what the node did before Core's
+        kernel: no scripts verified); only bench/regtest_node.py uses it, as the baseline."""
         self.datadir = Path(datadir) if datadir else None
         self.segwit = segwit  # False: Bitcoin Cash rules here (no witness data, no commitment), for ElectrumX's BCH
         self.blocks: list[Block] = []  # the active chain, genesis first
@@ -55,7 +57,7 @@ class Chain:
         self._undo: dict[bytes, list[tuple[Outpoint, Coin]]] = {}
         self._script_errors: dict[tuple[str, bytes], str] = {}
         self.mempool = Mempool(self)
-        self.kernel = self._make_kernel() if segwit else None
+        self.kernel = self._make_kernel() if segwit and core else None
         genesis = genesis_block()
         self._remember(genesis, persist=False)
         self._connect(genesis)
