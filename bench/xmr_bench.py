@@ -53,7 +53,7 @@ def total_rss(d: DaemonClient) -> int:
 
 
 def env_for(chain: Chain, **extra: str) -> dict[str, str]:
-    return {"MONEROD_URL": chain.monerod.url, "NETWORK": "regtest", **extra}
+    return {"MONEROD_URL": chain.monerod.url, "NETWORK": "regtest", "SCANNER": "false", **extra}
 
 
 async def post(session: aiohttp.ClientSession, url: str, method: str, params: Any, headers: Any = None) -> Any:

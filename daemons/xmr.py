@@ -32,16 +32,20 @@ from typing import Any
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
 from .metrics import Metric, gauge, state_gauge
-from .settings import SettingsError, parse_positive_float, parse_positive_int
+from .settings import SettingsError, parse_bool, parse_positive_float, parse_positive_int
 from .urls import parse_backend_url
 from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable, health_word
 from .xmr_methods import FORBIDDEN_METHODS, WALLET_RPC_METHODS
-from .xmr_poller import REORG_MARGIN, Poller
+from .xmr_poller import REORG_MARGIN, Poller, Reporter
 from .xmr_pool import WalletPool
 from .xmr_process import fits_config_file
 from .xmr_requests import PaymentRequest, RequestStore, from_atomic, now, to_atomic, transfer_entry
+from .xmr_scan_crypto import load_crypto
+from .xmr_scan_store import ScanStore, Sealer
+from .xmr_scanner import Scanner
 from .xmr_snapshot import Snapshot
 from .xmr_wallet import (
+    NETS,
     InvalidIdentity,
     WalletTable,
     XMRWallet,
@@ -89,6 +93,7 @@ class XMRDaemon(BaseDaemon):
         self.poll_interval = self.env("POLL_INTERVAL", cast=parse_positive_float, default=2.0)
         self.confirmations = self.env("CONFIRMATIONS", cast=non_negative_int, default=self.DEFAULT_CONFIRMATIONS)
         self.rpc_timeout = self.env("RPC_TIMEOUT", cast=parse_positive_float, default=60.0)
+        self.use_scanner = self.env("SCANNER", cast=parse_bool, default=True)
         if not self.wallet_rpc_url and not fits_config_file(self.monerod_login):
             # supervised wallet-rpcs get it through a config file; the value itself is never shown
             raise SettingsError(
@@ -119,6 +124,10 @@ class XMRDaemon(BaseDaemon):
             self.lib = load_monero()
         except ImportError as exc:
             raise self.missing_library("monero", "pip install monero") from exc
+        try:
+            load_crypto()
+        except ImportError as exc:
+            raise self.missing_library("PyNaCl", "pip install pynacl pycryptodomex") from exc
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -129,21 +138,23 @@ class XMRDaemon(BaseDaemon):
         self.table = WalletTable(self.state_db)
         secret_path = self.settings.data_path / "xmr_wallet_secret"
         self.wallet_rpcs = WalletRPCs(self._make_pool(), self.table, secret_path, on_change=self._kick)
-        self.poller = Poller(
-            self.monerod,
-            self.wallet_rpcs,
-            self.requests,
-            self.table,
-            self.notify,
-            self.confirmations,
-            self.poll_interval,
-        )
+        self.reporter = Reporter(self.notify, self.requests, self.table, self.confirmations)
+        self.poller = Poller(self.monerod, self.wallet_rpcs, self.reporter, self.poll_interval)
         self.wallet_dir.mkdir(parents=True, exist_ok=True)
+        scan_store = ScanStore(self.state_db, Sealer(secret_path))
+        self.scanner = Scanner(
+            self.monerod, scan_store, self.reporter, NETS.get(self.settings.network, "main"), self.lib
+        )
+        self.scanner.load()
         for wallet in self.table.known():
-            if wallet.created:  # a wallet whose file exists survives restarts; it is watched right away
+            if wallet.key in self.scanner.wallets:  # served by the scanner; a wallet-rpc file, if any, is for queries
+                wallet.secret = self.scanner.wallets[wallet.key].view_key.hex()
+                self.wallets[wallet.key] = wallet
+            elif wallet.created:  # a wallet whose file exists survives restarts; it is watched right away
                 self.wallets[wallet.key] = wallet
                 self.poller.start_wallet(wallet)
         self.poller.start()
+        self.scanner.start()
 
     def _make_pool(self) -> WalletPool:
         if self.wallet_rpc_url:
@@ -171,6 +182,7 @@ class XMRDaemon(BaseDaemon):
         return self.poller.chain_height
 
     async def stop_backend(self) -> None:
+        await self.scanner.stop()
         await self.poller.stop()
         await self.pool.close()
         await self.monerod.close()
@@ -230,6 +242,11 @@ class XMRDaemon(BaseDaemon):
             height = restore if restore is not None else await self._restore_height()
             wallet = XMRWallet(key, address, key, view_only, height)
             self.table.save(wallet)
+            if view_only and self.use_scanner:
+                self.scanner.add(key, address, bytes.fromhex(secret), height)
+        if self.scanned(wallet):
+            wallet.secret = secret  # its wallet-rpc file, made only if a query needs one, comes from the view key
+            return wallet
         wallet.secret = None if wallet.created else secret
         if not wallet.created:
             try:
@@ -252,9 +269,18 @@ class XMRDaemon(BaseDaemon):
     async def unload_wallet(self, key: str, wallet: Any) -> None:
         self.wallet_rpcs.forget(key)
         self.poller.stop_wallet(key)
+        self.scanner.unwatch(key)
+
+    def scanned(self, wallet: XMRWallet) -> bool:
+        """Whether the scanner serves the wallet (watch-only wallets, unless ``XMR_SCANNER`` is off)."""
+        return wallet.key in self.scanner.wallets
 
     async def wallet_call(self, wallet: XMRWallet, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Call ``method`` on the wallet's wallet-rpc; one that may change the wallet voids its snapshot."""
+        """Call ``method`` on the wallet's wallet-rpc; one that may change the wallet voids its snapshot.
+
+        A wallet the scanner serves has no poller refreshing its wallet-rpc file: it is refreshed first."""
+        if self.scanned(wallet) and method != "refresh":
+            await self.wallet_rpcs.call(wallet, "refresh")
         return await self.wallet_rpcs.call(wallet, method, params)
 
     def snapshot(self, wallet: XMRWallet) -> Snapshot | None:
@@ -279,7 +305,11 @@ class XMRDaemon(BaseDaemon):
         if seconds is not None and seconds < 0:
             raise RPCError(INVALID_PARAMS, "expiration must be a non-negative number of seconds")
         request_id = secrets.token_hex(8)
-        made = await self._new_subaddress(wallet, f"request {request_id}")
+        if self.scanned(wallet):
+            minor, address = self.scanner.new_subaddress(wallet.key)
+            made = {"address": address, "address_index": minor}
+        else:
+            made = await self._new_subaddress(wallet, f"request {request_id}")
         request = PaymentRequest(
             wallet.key, request_id, made["address"], 0, int(made["address_index"]), atomic or None, memo,
             now(), int(seconds) if seconds else None, self.chain_height,
@@ -338,7 +368,9 @@ class XMRDaemon(BaseDaemon):
     async def getbalance(self, wallet: XMRWallet) -> dict:
         """confirmed = unlocked balance; unconfirmed = received but still locked."""
         snapshot = self.snapshot(wallet)
-        if snapshot is not None:
+        if self.scanned(wallet):
+            balance = self.scanner.balance(wallet.key)
+        elif snapshot is not None:
             balance = snapshot.balance
         else:
             balance = await self.wallet_call(wallet, "get_balance", {"account_index": 0})
@@ -423,6 +455,8 @@ class XMRDaemon(BaseDaemon):
     async def getheight(self, wallet: XMRWallet | None = None) -> int:
         """The chain height: the wallet's (wallet-rpc get_height) with a wallet, else monerod's block count."""
         if wallet is not None:
+            if self.scanned(wallet):
+                return self.scanner.height(wallet.key)
             snapshot = self.snapshot(wallet)
             if snapshot is not None:
                 return snapshot.height

@@ -31,27 +31,43 @@ BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
 Notify = Callable[..., Awaitable[Any]]
 
 
+class Reporter:
+    """Turns what a wallet received into durable events: ``new_transaction`` once per transaction,
+    ``new_payment`` on each change of a request's status. Shared by the poller and the scanner."""
+
+    def __init__(self, notify: Notify, requests: RequestStore, table: WalletTable, confirmations: int) -> None:
+        self.notify = notify
+        self.requests = requests
+        self.table = table
+        self.confirmations = confirmations
+
+    async def emit(self, event: str, fields: dict[str, Any], wallet: str | None, record: Callable[[], None]) -> None:
+        """Store the event and ``record`` that it was reported in one transaction: never twice, never lost."""
+        await self.notify(event, fields, wallet, also=lambda db: record())
+
+    async def transaction(self, wallet: str, txid: str) -> None:
+        if not self.table.seen(wallet, txid):
+            await self.emit("new_transaction", {"tx": txid}, wallet, lambda: self.table.mark_seen(wallet, txid))
+
+    async def update_request(self, request: PaymentRequest, transfers: list[Transfer]) -> None:
+        status, sent, hashes = evaluate(request, transfers, self.confirmations, now())
+        if (status, sent, hashes) == (request.status, request.sent, request.tx_hashes):
+            return
+        request.status, request.sent, request.tx_hashes = status, sent, hashes
+        await self.emit("new_payment", request.payment_event(), request.wallet, lambda: self.requests.update(request))
+
+
 class Poller:
     """The block watcher and one polling task per wallet."""
 
-    def __init__(
-        self,
-        monerod: MoneroRPC,
-        wallet_rpcs: WalletRPCs,
-        requests: RequestStore,
-        table: WalletTable,
-        notify: Notify,
-        confirmations: int,
-        poll_interval: float,
-    ) -> None:
+    def __init__(self, monerod: MoneroRPC, wallet_rpcs: WalletRPCs, reporter: Reporter, poll_interval: float) -> None:
         self.monerod = monerod
         self.wallet_rpcs = wallet_rpcs
-        self.requests = requests
-        self.table = table
-        self.notify = notify
-        self.confirmations = confirmations
+        self.reporter = reporter
+        self.requests = reporter.requests
+        self.table = reporter.table
         self.poll_interval = poll_interval
-        self.chain_height = table.state("height") or 0
+        self.chain_height = self.table.state("height") or 0
         self.pollers: dict[str, asyncio.Task[None]] = {}
         self.kicks: dict[str, asyncio.Event] = {}
         self.block_task: asyncio.Task[None] | None = None
@@ -70,10 +86,6 @@ class Poller:
         if kick is not None:
             kick.set()
 
-    async def _emit(self, event: str, fields: dict[str, Any], wallet: str | None, record: Callable[[], None]) -> None:
-        """Store the event and ``record`` that it was reported in one transaction: never twice, never lost."""
-        await self.notify(event, fields, wallet, also=lambda db: record())
-
     # -- blocks -----------------------------------------------------------------------------------
 
     async def _poll_blocks(self) -> None:
@@ -91,7 +103,8 @@ class Poller:
         last = self.table.state("height")
         first = count if last is None else max(last + 1, count - BLOCK_CATCHUP + 1)
         for height in range(first, count + 1):
-            await self._emit("new_block", {"height": height}, None, lambda h=height: self.table.set_state("height", h))
+            record = lambda h=height: self.table.set_state("height", h)  # noqa: E731
+            await self.reporter.emit("new_block", {"height": height}, None, record)
         if count > self.chain_height:
             self.chain_height = count
             for kick in self.kicks.values():
@@ -146,16 +159,7 @@ class Poller:
         entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
         transfers = [Transfer.from_rpc(entry) for entry in entries]
         for transfer in transfers:
-            if not self.table.seen(wallet.key, transfer.txid):
-                record = lambda t=transfer: self.table.mark_seen(wallet.key, t.txid)  # noqa: E731
-                await self._emit("new_transaction", {"tx": transfer.txid}, wallet.key, record)
+            await self.reporter.transaction(wallet.key, transfer.txid)
         for request in pending:
-            await self._update_request(request, transfers)
+            await self.reporter.update_request(request, transfers)
         wallet.scan_from = max(wallet.scan_from, self.chain_height - REORG_MARGIN)
-
-    async def _update_request(self, request: PaymentRequest, transfers: list[Transfer]) -> None:
-        status, sent, hashes = evaluate(request, transfers, self.confirmations, now())
-        if (status, sent, hashes) == (request.status, request.sent, request.tx_hashes):
-            return
-        request.status, request.sent, request.tx_hashes = status, sent, hashes
-        await self._emit("new_payment", request.payment_event(), request.wallet, lambda: self.requests.update(request))

@@ -234,6 +234,13 @@ class RequestStore:
             (wallet, PR_PAID, now() - grace),
         )
 
+    def pending_all(self, grace: int = 86400) -> list[PaymentRequest]:
+        """``pending`` for every wallet at once (the scanner watches them all in one round)."""
+        return self._select(
+            "status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?)",
+            (PR_PAID, now() - grace),
+        )
+
     def update(self, request: PaymentRequest) -> None:
         self.db.execute(
             "UPDATE xmr_requests SET status = ?, sent = ?, tx_hashes = ? WHERE wallet = ? AND id = ?",

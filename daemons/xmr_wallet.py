@@ -66,14 +66,20 @@ class XMRWallet:
 
 def load_monero() -> SimpleNamespace:
     """Import the monero library's pieces (called from the daemon's load hook only)."""
-    from monero import ed25519
+    from monero import base58, ed25519
     from monero.address import Address, address
     from monero.backends.offline import OfflineWallet
     from monero.seed import Seed
     from monero.wallet import Wallet
 
     return SimpleNamespace(
-        ed25519=ed25519, Address=Address, address=address, Seed=Seed, OfflineWallet=OfflineWallet, Wallet=Wallet
+        base58=base58,
+        ed25519=ed25519,
+        Address=Address,
+        address=address,
+        Seed=Seed,
+        OfflineWallet=OfflineWallet,
+        Wallet=Wallet,
     )
 
 

@@ -37,6 +37,7 @@ def env_for(chain: Chain, **extra: str) -> dict[str, str]:
         "NETWORK": "regtest",
         "POLL_INTERVAL": "0.3",
         "CONFIRMATIONS": "2",
+        "SCANNER": "false",  # these pin the wallet-rpc path; tests/test_xmr_scanner.py runs the scanner's
         **extra,
     }
 

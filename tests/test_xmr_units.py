@@ -142,11 +142,12 @@ def test_monerod_login_wallet_rpc_cannot_read_is_refused_without_echoing_it() ->
     assert XMRDaemon(environ=prefixed("XMR", external), env_file=NO_ENV_FILE).monerod_login == "op:hunter#2"
 
 
-def offline_env() -> dict[str, str]:
+def offline_env(**extra: str) -> dict[str, str]:
     return {
         "MONEROD_URL": f"http://127.0.0.1:{free_port()}",
         "WALLET_RPC_URL": f"http://127.0.0.1:{free_port()}",
         "NETWORK": "regtest",
+        **extra,
     }
 
 
@@ -175,8 +176,8 @@ async def test_identities_are_checked_before_wallet_rpc() -> None:
 
 
 async def test_offline_methods_and_errors_without_backends() -> None:
-    keys = Keys.random()
-    async with running_daemon(XMRDaemon, env=offline_env()) as d:
+    keys = Keys.random()  # view-only wallets go to wallet-rpc here (the scanner's are in test_xmr_scanner_units.py)
+    async with running_daemon(XMRDaemon, env=offline_env(SCANNER="false")) as d:
         assert await d.call("validateaddress", keys.address) is True
         assert (
             await d.call(
@@ -224,7 +225,7 @@ async def test_offline_methods_and_errors_without_backends() -> None:
 async def test_spec_names_every_code_for_the_sdk() -> None:
     from bitcart import XMR as SDK
 
-    async with running_daemon(XMRDaemon, env=offline_env()) as d:
+    async with running_daemon(XMRDaemon, env=offline_env(SCANNER="false")) as d:
         async with d.session.get(d.url + "/spec", auth=d.auth) as response:
             spec = await response.json()
         for code in range(-32022, -32009):
