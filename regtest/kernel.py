@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ class CoreKernel:
         if self.parent is not None:
             self.parent.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=self.parent))
+        # its block files (~18 MB preallocated) go when the kernel is dropped or the process exits
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.dir), True)
         context = self.pbk.make_context(self.pbk.ChainType.REGTEST)
         options = self.pbk.ChainstateManagerOptions(context, str(self.dir), str(self.dir / "blocks"))
         options.update_block_tree_db_in_memory(True)
@@ -97,7 +100,7 @@ class CoreKernel:
     def close(self) -> None:
         self.chainman = None  # destroyed here (refcount), before its files go
         if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._cleanup()
             self.dir = None
 
     # ---- blocks ----
