@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import functools
 import hmac
 import inspect
@@ -44,9 +45,10 @@ from .jsonrpc import (
 )
 from .metrics import DaemonMetrics
 from .rpc import RPCMethod, collect_methods, rpc
-from .settings import CommonSettings, Settings, is_loopback
+from .settings import CommonSettings, Settings, is_loopback, parse_non_negative_float, parse_positive_int
 from .spec import SPEC_DIR, load_spec, map_message
 from .storage import StorageMonitor, storage_failure
+from .wallet_limits import TOO_MANY_WALLETS, WalletLimits, WalletUsage, watched_by_sockets
 from .websocket import Hub
 
 __all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "check_basic_auth", "rpc"]
@@ -75,6 +77,8 @@ class BaseDaemon:
     DEFAULT_PORT = 5000
     VERSION = "0.1.0"
     SPEC_DIR = SPEC_DIR  # where spec/<name>.json lives
+    DEFAULT_MAX_WALLETS = 1000  # MAX_WALLETS: wallets loaded at once
+    DEFAULT_WALLET_IDLE_TIMEOUT = 3600.0  # WALLET_IDLE_TIMEOUT: seconds unused before an unwatched wallet unloads
 
     def __init__(self, environ: Mapping[str, str] | None = None, env_file: Path | None = None) -> None:
         self.env_reader = Settings(self.name, environ, env_file)
@@ -87,6 +91,14 @@ class BaseDaemon:
         self.store: EventStore | None = None
         self.hub: Hub | None = None
         self.storage = StorageMonitor(self.settings.data_path)
+        self.wallet_limits = WalletLimits(
+            max_wallets=self.env("MAX_WALLETS", cast=parse_positive_int, default=self.DEFAULT_MAX_WALLETS),
+            idle_timeout=self.env(
+                "WALLET_IDLE_TIMEOUT", cast=parse_non_negative_float, default=self.DEFAULT_WALLET_IDLE_TIMEOUT
+            ),
+        )
+        self.wallet_usage = WalletUsage()
+        self._idle_sweeper: asyncio.Task[None] | None = None
         self.backend_loaded = False
         self._app: web.Application | None = None
         self.guard = ConnectionGuard(
@@ -180,8 +192,15 @@ class BaseDaemon:
             watch=self.get_wallet,
         )
         await self.start_backend()
+        if self.wallet_limits.idle_timeout > 0:
+            self._idle_sweeper = asyncio.ensure_future(self._sweep_idle_wallets())
 
     async def _on_shutdown(self, app: web.Application) -> None:
+        if self._idle_sweeper is not None:
+            self._idle_sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_sweeper
+            self._idle_sweeper = None
         if self.hub is not None:
             await self.hub.close_all()
 
@@ -349,9 +368,12 @@ class BaseDaemon:
         if method.requires_network:
             await self.wait_network_ready()
         if request.identity is not None and (method.requires_wallet or method.takes("wallet")):
-            wallet = await self.get_wallet(request.identity)
-            if "wallet" in bound.arguments:
-                bound.arguments["wallet"] = wallet
+            key = self.wallet_key(request.identity)
+            with self.wallet_usage.held(key):  # not unloaded (idle, or for room) while the call runs
+                wallet = await self.get_wallet(request.identity, key)
+                if "wallet" in bound.arguments:
+                    bound.arguments["wallet"] = wallet
+                return await self.call(method, bound)
         return await self.call(method, bound)
 
     async def call(self, method: RPCMethod, bound: inspect.BoundArguments) -> Any:
@@ -398,11 +420,18 @@ class BaseDaemon:
     async def unload_wallet(self, key: str, wallet: Any) -> None:
         """Release what a loaded wallet holds."""
 
-    async def get_wallet(self, identity: WalletIdentity) -> Any:
-        """The loaded wallet, loading it once however many requests ask for it at the same time."""
-        key = self.wallet_key(identity)
+    async def get_wallet(self, identity: WalletIdentity, key: str | None = None) -> Any:
+        """The loaded wallet, loading it once however many requests ask for it at the same time.
+
+        A new wallet needs room under MAX_WALLETS: the least recently used unwatched wallet makes it."""
+        key = key or self.wallet_key(identity)
         if key in self.wallets:
+            self.wallet_usage.touch(key, time.monotonic())
             return self.wallets[key]
+        if key not in self._loading:
+            await self.make_room_for_wallet()
+            if key in self.wallets:  # loaded by another caller while room was made
+                return self.wallets[key]
         pending = self._loading.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._load_once(key, identity))
@@ -421,7 +450,63 @@ class BaseDaemon:
         finally:
             self._loading.pop(key, None)
         self.wallets[key] = wallet
+        self.wallet_usage.touch(key, time.monotonic())
         return wallet
+
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """Whether a payment may still reach the wallet (open requests): such a wallet is never unloaded."""
+        return False
+
+    def watched_wallets(self) -> set[str]:
+        """Wallets that stay loaded: scoped to by a websocket, or kept by ``keeps_watching``."""
+        watched = watched_by_sockets(self.hub.clients) if self.hub is not None else set()
+        for key, wallet in list(self.wallets.items()):
+            if key in watched:
+                continue
+            try:
+                keeps = self.keeps_watching(key, wallet)
+            except Exception:  # a wallet that cannot say is kept: unloading it could lose a payment
+                logger.exception("could not tell whether wallet %s has open requests", key)
+                keeps = True
+            if keeps:
+                watched.add(key)
+        return watched
+
+    async def make_room_for_wallet(self) -> None:
+        """Unload the least recently used unwatched wallet while MAX_WALLETS are loaded; -32051 if none can go."""
+        while len(self.wallets) + len(self._loading) >= self.wallet_limits.max_wallets:
+            candidates = self.wallet_usage.unloadable(self.wallets, self.watched_wallets())
+            if not candidates and self._loading:  # wallets being loaded cannot go yet: wait for one
+                await asyncio.wait(list(self._loading.values()), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if not candidates:
+                variable = self.env_reader.variable("MAX_WALLETS")
+                raise RPCError(
+                    TOO_MANY_WALLETS,
+                    f"Too many wallets: {len(self.wallets)} are loaded ({variable}={self.wallet_limits.max_wallets}) "
+                    "and each is watched (open requests, a scoped websocket) or in use; raise "
+                    f"{variable}, or close_wallet one that is done",
+                )
+            await self.forget_wallet(candidates[0])
+
+    async def unload_idle_wallets(self) -> list[str]:
+        """Unload the unwatched wallets unused for WALLET_IDLE_TIMEOUT seconds; returns their keys."""
+        idle = self.wallet_usage.idle(
+            self.wallets, self.watched_wallets(), time.monotonic(), self.wallet_limits.idle_timeout
+        )
+        unloaded = []
+        for key in idle:
+            if key not in self.wallet_usage.holders and await self.forget_wallet(key):
+                unloaded.append(key)
+        return unloaded
+
+    async def _sweep_idle_wallets(self) -> None:
+        while True:
+            await asyncio.sleep(self.wallet_limits.sweep_interval)
+            try:
+                await self.unload_idle_wallets()
+            except Exception:
+                logger.exception("unloading idle wallets failed")
 
     async def forget_all_wallets(self) -> list[str]:
         """Unload every wallet (at shutdown): each one is tried, and each failure is logged once.
@@ -438,6 +523,7 @@ class BaseDaemon:
         return failed
 
     async def forget_wallet(self, key: str) -> bool:
+        self.wallet_usage.forget(key)
         wallet = self.wallets.pop(key, None)
         if wallet is None:
             return False

@@ -31,6 +31,7 @@ from .btc_amounts import format_amount
 from .btc_config import parse_server
 from .btc_errors import ADDRESS_INVALID, NETWORK_OFFLINE, REQUEST_NOT_FOUND, TX_NOT_FOUND
 from .btc_events import ReportedState
+from .btc_requests import OPEN_STATUSES
 from .btc_transactions import check_fee_target
 from .jsonrpc import INVALID_PARAMS, RPCError
 
@@ -270,6 +271,14 @@ class BCHDaemon(BTCDaemon):
 
     def is_public_key(self, key: str) -> bool:
         return bool(self.electrum.bitcoin.is_xpub(key) or self.electrum.keystore.is_old_mpk(key))
+
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """Electron Cash's requests by address: open while unpaid and unexpired, or unconfirmed."""
+        for address in list(wallet.receive_requests):
+            status = wallet.get_request_status(address)  # (status, conf, tx_hashes), or PR_UNKNOWN
+            if isinstance(status, tuple) and status[0] in OPEN_STATUSES:
+                return True
+        return False
 
     async def reconcile_wallet(self, wallet: Any) -> None:
         """Not done for Electron Cash yet: BTCDaemon's reading of the wallet (``adb``, ``db``) is Electrum's.

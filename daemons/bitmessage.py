@@ -198,6 +198,10 @@ class BitmessageDaemon(BaseDaemon):
         key = identity.key.strip()
         return key if key.startswith("BM-") else "BM-" + key
 
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """The node's own addresses are few and their messages must not be missed: never unloaded."""
+        return True
+
     async def load_wallet(self, identity: WalletIdentity) -> BitmessageIdentity:
         address = self.wallet_key(identity)
         addresses = await self.node_call("listAddresses")

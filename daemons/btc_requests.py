@@ -11,6 +11,9 @@ from .btc_errors import INVOICE_NOT_FOUND, REQUEST_NOT_FOUND
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
 
+PR_UNPAID, PR_UNCONFIRMED = 0, 7  # Electrum's (and Electron Cash's) request statuses
+OPEN_STATUSES = (PR_UNPAID, PR_UNCONFIRMED)
+
 
 class RequestsMixin:
     """add_request/get_request/get_invoice over the wallet's requests, with what was paid to each."""
@@ -36,6 +39,10 @@ class RequestsMixin:
     def value_paid_to(self, tx: Any, target: Any) -> int:
         """Satoshis a transaction's outputs pay to ``target`` (from ``payment_target``)."""
         return tx.output_value_for_address(target)
+
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """A wallet with a request still open (unpaid and not expired, or paid but unconfirmed) stays loaded."""
+        return any(wallet.get_invoice_status(request) in OPEN_STATUSES for request in wallet.get_unpaid_requests())
 
     def find_request(self, wallet: Any, key: str) -> Any:
         """A request by its id, or the newest one paying to ``key`` as an address (what the SDK passes)."""

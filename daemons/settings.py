@@ -54,6 +54,13 @@ def parse_positive_float(value: Any) -> float:
     return number
 
 
+def parse_non_negative_float(value: Any) -> float:
+    number = float(str(value).strip())
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("must be zero or a positive number")
+    return number
+
+
 # URL: a backend URL may carry user:password@ (daemons.urls takes it out, but a bad value is never parsed).
 SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "SEED", "MINERS", "AUTH", "CREDENTIAL", "LOGIN", "URL")
 

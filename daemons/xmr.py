@@ -266,6 +266,10 @@ class XMRDaemon(BaseDaemon):
             return 0
         return max(0, int(count) - 1 - REORG_MARGIN)
 
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """A wallet with pending requests stays loaded: its poller is what reports their payments."""
+        return bool(self.requests.pending(key))
+
     async def unload_wallet(self, key: str, wallet: Any) -> None:
         self.wallet_rpcs.forget(key)
         self.poller.stop_wallet(key)

@@ -303,6 +303,10 @@ class XMRigDaemon(BaseDaemon):
         logger.info("miner %s now answers at %s with the access token set by set_config", miner.name, endpoint.url)
 
     # ------------------------------------------------------------------ wallets are miners
+    def keeps_watching(self, key: str, wallet: Any) -> bool:
+        """A miner is configured, not loaded on demand: it is never unloaded."""
+        return True
+
     async def load_wallet(self, identity: WalletIdentity) -> Miner:
         miner = self.miners.get(identity.key)
         if miner is None:
