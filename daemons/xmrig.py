@@ -379,7 +379,8 @@ class XMRigDaemon(BaseDaemon):
 
     @rpc(requires_wallet=True)
     async def hashrate(self, wallet: Miner) -> dict[str, float | None]:
-        """Hashrate averages over 10 s, 60 s and 15 min in H/s (null while XMRig has no figure), and the highest."""
+        """Hashrate averages over 10 s, 60 s and 15 min in H/s, and the highest: 0.0 when the miner hashes
+        nothing (stopped, paused, no pool), null only while XMRig's averaging window fills."""
         with miner_errors():
             summary = await wallet.client.summary()
         return {**hashrate_of(summary), "highest": (summary.get("hashrate") or {}).get("highest")}
@@ -398,7 +399,8 @@ class XMRigDaemon(BaseDaemon):
     # ------------------------------------------------------------------ across miners
     @rpc
     async def list_miners(self) -> list[dict[str, Any]]:
-        """Every managed miner, without its token."""
+        """Every managed miner, without its token: where it is, its state (ok, unreachable, unauthorized,
+        forbidden, not_xmrig, bad_response) with the reason, and whether set_config moved it (overridden)."""
         return [miner.describe() for miner in self.miners.values()]
 
     @rpc
