@@ -37,14 +37,20 @@ async def online_daemon(
     the same process would trip its "Network is a singleton!" assertion: release it around each daemon (one
     daemon runs at a time in a test process).
     """
+    import electrum.blockchain
     import electrum.network
 
     electrum.network._INSTANCE = None  # left behind by an earlier daemon of this process, if any
+    # Electrum's header chains (the best one and its forks) are a module global too, filled from a data dir:
+    # forks an earlier daemon saw (a reorg) would trip the next one's fork bookkeeping ("forkpoint of parent
+    # chain (102) should be at lower height than children's (102)") and cut it off its server.
+    electrum.blockchain.blockchains.clear()
     try:
         async with btc_daemon(online_env(stack, **extra), data_path=data_path) as d:
             yield d
     finally:
         electrum.network._INSTANCE = None
+        electrum.blockchain.blockchains.clear()
 
 
 def online_env(stack: RegtestStack, **extra: str) -> dict[str, str]:

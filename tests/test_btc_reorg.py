@@ -103,8 +103,7 @@ async def test_reorg_unconfirms_a_payment_then_the_new_branch_confirms_it(regtes
         await feed.close()
 
 
-async def test_send_path_is_accepted_by_core_and_bad_signatures_are_refused(fresh_regtest_stack):
-    regtest_stack = fresh_regtest_stack  # after this module's reorgs a new daemon's seed wallet never got funded (open)
+async def test_send_path_is_accepted_by_core_and_bad_signatures_are_refused(regtest_stack):
     async with online_daemon(regtest_stack) as d:
         await fund_payer(d, regtest_stack)
         destination = key_pair(321, "p2wpkh").first_address()
