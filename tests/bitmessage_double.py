@@ -1033,7 +1033,12 @@ class BitmessageDouble:
             if msg.status == "msgsent":
                 self._set_status(msg, "msgqueued", ["doingmsgpow", *self.dispatcher.pow_outcome(peer, forced=True)])
             elif msg.status == "awaitingpubkey":
-                self._set_status(msg, "msgqueued", self.dispatcher.route(msg.to_address))
+                route = self.dispatcher.route(msg.to_address)
+                if decode_address(msg.to_address)[1] >= 4:
+                    # resendPubkeyRequest deletes neededPubkeys[address], but a v4 address is kept
+                    # there by its tag: sendMsg finds the request "sent earlier" and sends none.
+                    route = route[1:]
+                self._set_status(msg, "msgqueued", route)
 
     def force_pow(self, ackdata: str) -> None:
         """The user sends a toodifficult message anyway (bitmessageqt sets forcepow; sendMsg does the work)."""

@@ -212,8 +212,7 @@ ROUTES: dict[str, list[Step]] = {
         ("advance_sent", "doingpubkeypow"),
         ("advance_sent", "awaitingpubkey"),
         ("resend", "msgqueued"),
-        ("advance_sent", "doingpubkeypow"),
-        ("advance_sent", "awaitingpubkey"),
+        ("advance_sent", "awaitingpubkey"),  # v4: the earlier request still counts, none is sent
         ("advance_sent", "doingmsgpow"),
         ("advance_sent", "msgsent"),
         ("resend", "msgqueued"),
