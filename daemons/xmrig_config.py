@@ -133,8 +133,12 @@ async def apply_config(client: XMRigClient, update: dict[str, Any], wait: float)
         await asyncio.sleep(READ_BACK_PAUSE)
     if reader is not client:
         answered, current = await _read_back(client)
-    if unanswered is not None and not answered:
-        raise unanswered  # neither the old nor the new settings reach it: it is down
+    if unanswered is not None and not answered:  # neither the old nor the new settings reach it
+        raise MinerUnavailable(
+            f"miner {client.name} closed the connection without answering the config write and has not answered "
+            "since, with the old or the new http settings (XMRig 6.26 run without a config file can abort when "
+            "its http section changes)"
+        ) from unanswered
     pending = target if target != client.endpoint else None
     return ConfigOutcome(False, current if answered else None, client.endpoint, pending)
 

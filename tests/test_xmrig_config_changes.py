@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from daemons.jsonrpc import RPCError
-from daemons.xmrig import XMRigDaemon
+from daemons.xmrig import MINER_UNAVAILABLE, XMRigDaemon
 from tests.support import DaemonClient, running_daemon
 from tests.test_xmrig_daemon import FAST, events, eventually, more_polls, rpc_error
 from tests.xmrig_double import XMRigDouble, free_port
@@ -106,3 +106,14 @@ async def test_a_config_that_locks_the_daemon_out_is_refused() -> None:
         assert err.code == -32602 and "401" in err.message
         assert rig.config["http"]["enabled"] is True and rig.token == TOKEN
         assert not [r for r in rig.requests if r[0] == "PUT"]
+
+
+async def test_a_miner_that_dies_on_an_http_change_is_reported_down() -> None:
+    """XMRig 6.26.0 without a config file aborted on most http changes: no answer, then nothing listens."""
+    async with XMRigDouble("rig1", TOKEN) as rig:
+        rig.abort_on_http_restart = True
+        env = {**FAST, "MINERS": setting(rig), "APPLY_TIMEOUT": "0.5"}
+        async with running_daemon(XMRigDaemon, env=env) as d:
+            err = await rpc_error(d.call("set_config", {"http": {"access-token": "rotated"}}, xpub="rig1"))
+            assert err.code == MINER_UNAVAILABLE and "without answering the config write" in err.message
+            await eventually(lambda: events(d, "rig1", "miner_offline"), "miner_offline")
