@@ -6,7 +6,8 @@ and disk work of building a wallet. Electrum is imported only in ``load_electrum
 ``self.electrum``, so a subclass (the BCH daemon on Electron Cash) can point the same machinery at
 another Electrum-like module by overriding the small hooks of this class and of its mixins
 (``btc_wallets``, ``btc_requests``, ``btc_transactions``, ``btc_callbacks``, ``btc_commands``,
-``btc_network``, ``btc_keys``, ``btc_errors``; one module per concern): ``load_electrum``,
+``btc_network``, ``btc_keys``, ``btc_errors``, ``btc_lightning``, ``btc_lightning_requests``; one module
+per concern): ``load_electrum``,
 ``config_options``/``create_config``, ``create_electrum_daemon``, ``create_commands``,
 ``restore_wallet``/``open_wallet``/``start_wallet``/``stop_wallet``, the ``on_*`` event handlers,
 ``format_request``, and the wallet and server hooks that ``sent_amount``, ``get_used_fee``,
@@ -30,6 +31,8 @@ from .btc_config import NETWORKS, Proxy, parse_network, parse_proxy_url, parse_s
 from .btc_errors import ElectrumErrorsMixin
 from .btc_events import AdbRouter, ReportedState
 from .btc_keys import KeysMixin
+from .btc_lightning import UNSUPPORTED_LIGHTNING_COMMANDS, LightningMixin
+from .btc_lightning_requests import LightningRequestsMixin
 from .btc_network import NetworkMixin
 from .btc_requests import RequestsMixin
 from .btc_transactions import TransactionsMixin
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 class BTCDaemon(
+    LightningRequestsMixin,
+    LightningMixin,
     CallbacksMixin,
     RequestsMixin,
     TransactionsMixin,
@@ -67,7 +72,10 @@ class BTCDaemon(
     ELECTRUM_INSTALL_HINT = "install Debian's python3-electrum (apt-get install python3-electrum)"
     # Electrum commands not served: they manage Electrum's own process or wallet files by path,
     # which this daemon owns (wallets are loaded from the 'xpub' identity, closed by close_wallet).
-    EXCLUDED_COMMANDS = frozenset({"stop", "load_wallet", "create", "restore", "password"})
+    # Submarine swaps need Electrum's swap server on the internet, get_watchtower_ctn a watchtower in the process.
+    EXCLUDED_COMMANDS = (
+        frozenset({"stop", "load_wallet", "create", "restore", "password"}) | UNSUPPORTED_LIGHTNING_COMMANDS
+    )
     # Electrum callback -> handler method; each handler emits one contract event.
     CALLBACKS = {
         "blockchain_updated": "on_blockchain_updated",
@@ -108,6 +116,7 @@ class BTCDaemon(
         self.fiat_currency: str = self.env("FIAT_CURRENCY", default="USD").strip().upper()
         self.lightning: bool = self.LIGHTNING_SUPPORTED and self.env("LIGHTNING", cast=bool, default=False)
         self.sync_timeout: float = self.env("SYNC_TIMEOUT", cast=parse_positive_float, default=60.0)
+        self.load_lightning_settings()
 
     # -- loading Electrum -----------------------------------------------------------------------
 
@@ -148,10 +157,9 @@ class BTCDaemon(
             "auto_connect": not self.server,
             "use_exchange_rate": False,
             "currency": self.fiat_currency,
-            "use_gossip": False,
             "verbosity": "*" if self.settings.debug else "",
         }
-        return {**options, **self.connection_options()}
+        return {**options, **self.lightning_options(), **self.connection_options()}
 
     def connection_options(self) -> dict[str, Any]:
         """Chain, server and proxy options: Electrum and Electron Cash spell them the same."""
