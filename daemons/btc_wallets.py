@@ -102,7 +102,23 @@ class WalletsMixin:
             self.router.detach(wallet)
         self._keys_by_wallet.pop(id(wallet), None)
         self._up_to_date.pop(id(wallet), None)
-        await self.stop_wallet(wallet)
+        try:
+            await self.stop_wallet(wallet)
+        finally:
+            self.release_key_caches()
+
+    def release_key_caches(self) -> None:
+        """Empty the library's derived-key caches, which would keep every unloaded wallet's keys for good.
+
+        Electrum 4.3.4 caches ``derive_pubkey`` with an unbounded ``functools.lru_cache`` on the keystore
+        classes: keyed by the keystore itself, it holds each keystore ever loaded (about 8 KiB per wallet).
+        Loaded wallets derive again on demand, which only new addresses and signing need."""
+        keystore = self.electrum.keystore
+        for name in ("Xpub", "Old_KeyStore"):
+            derive = getattr(getattr(keystore, name, None), "derive_pubkey", None)
+            cache_clear = getattr(derive, "cache_clear", None)
+            if cache_clear is not None:
+                cache_clear()
 
     def owns_address(self, wallet: Any, address: str) -> bool:
         """Whether ``address`` is a valid address of this network that the wallet derived."""

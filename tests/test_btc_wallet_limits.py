@@ -75,3 +75,16 @@ async def test_idle_wallets_unload_unless_watched(electrum_regtest):
             usage.last_used[key] -= 600
         assert await d.daemon.unload_idle_wallets() == [idle]
         assert set(d.daemon.wallets) == {watched}
+
+
+async def test_unloaded_wallets_leave_no_keys_behind_in_electrums_caches(electrum_regtest):
+    from electrum import keystore
+
+    async with btc_daemon({"MAX_WALLETS": "2", "WALLET_IDLE_TIMEOUT": "0"}) as d:
+        for key in keys(90, 6):  # four of them are unloaded to make room
+            await d.call("getbalance", xpub=key)
+        for key in list(d.daemon.wallets):
+            await d.call("close_wallet", xpub=key)
+        # Electrum's unbounded lru_cache on Xpub.derive_pubkey is keyed by the keystore: it kept every
+        # keystore ever loaded, and its derived keys, for the life of the process.
+        assert keystore.Xpub.derive_pubkey.cache_info().currsize == 0
