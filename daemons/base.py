@@ -161,7 +161,6 @@ class BaseDaemon:
             access_middleware(
                 settings.allowed_origins, is_loopback(settings.host), self.env_reader.variable("ALLOWED_ORIGINS")
             ),
-            self.metrics.middleware,
         ]
         app = web.Application(client_max_size=settings.max_body_size + 1024, middlewares=middlewares)
         app.router.add_post("/", self.handle_rpc)
@@ -231,11 +230,14 @@ class BaseDaemon:
         self.ensure_backend_loaded()
         asyncio.run(self.serve())
 
-    def make_runner(self, **kwargs: Any) -> web.AppRunner:
+    def make_runner(self, access_log: logging.Logger | None = None, **kwargs: Any) -> web.AppRunner:
         """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON,
-        and caps and times connections (the cap in all fits the descriptor limit in force now)."""
+        caps and times connections (the cap in all fits the descriptor limit in force now), and counts every
+        answer for /metrics (writing aiohttp's access log only when ``access_log`` is given)."""
         self.guard.max_connections = connection_cap(self.settings.max_connections)
-        return DaemonRunner(self.app, guard=self.guard, **kwargs)
+        counting = self.metrics.access_logger_class(log_lines=access_log is not None)
+        logger = access_log or logging.getLogger("aiohttp.access")
+        return DaemonRunner(self.app, guard=self.guard, access_log=logger, access_log_class=counting, **kwargs)
 
     async def serve(self) -> None:
         # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.

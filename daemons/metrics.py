@@ -3,7 +3,8 @@
 Two kinds of figures:
 
 - counted as they happen: HTTP requests by path and status, JSON-RPC calls by method and outcome
-  (``ok`` or the error code), and their latencies as histograms;
+  (``ok`` or the error code), and their latencies as histograms, kept as plain numbers and handed
+  to prometheus_client's metric families at scrape time;
 - read at scrape time from the daemon's state (``StateCollector``): websocket clients and their queued
   events, the event log's size and newest id, wallets loaded, the backend's status and heights from
   the daemon's own ``health()``, and what a daemon adds through ``metric_families()`` (XMR's
@@ -17,14 +18,20 @@ Labels only take bounded values: paths outside the daemon's routes are ``other``
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_log import AccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 __all__ = ["DaemonMetrics", "Metric", "gauge", "state_gauge"]
 
@@ -110,43 +117,83 @@ class StateCollector:
         yield heights
 
 
+class LatencyHistogram:
+    """Counts per latency bucket and their sum, as plain numbers: everything runs on the event loop, so
+    the hot path needs none of prometheus_client's per-sample locks (they tripled the cost of a call)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts per upper bound, as Prometheus wants them."""
+        bounds = [*(str(bound) for bound in LATENCY_BUCKETS), "+Inf"]
+        return list(zip(bounds, itertools.accumulate(self.counts), strict=True))
+
+
+class RequestCollector:
+    """Exposes the request figures DaemonMetrics counts (counters and histograms) at scrape time."""
+
+    def __init__(self, metrics: DaemonMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self.metrics
+        yield counter("http_requests", "HTTP requests by path and status.", ("path", "status"), metrics.http_counts)
+        yield histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (websockets excluded: they last as long as the client stays).",
+            "path",
+            metrics.http_latency,
+        )
+        yield counter(
+            "rpc_calls", "JSON-RPC calls by method and outcome: ok, or the error code answered.",
+            ("method", "code"), metrics.call_counts,
+        )  # fmt: skip
+        yield histogram(
+            "rpc_call_duration_seconds", "Time to execute one JSON-RPC call, by method.", "method", metrics.call_latency
+        )
+
+
+def counter(name: str, documentation: str, labels: tuple[str, ...], counts: dict[tuple[str, ...], int]) -> Metric:
+    family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=list(labels))
+    for key, count in counts.items():
+        family.add_metric(list(key), count)
+    return family
+
+
+def histogram(name: str, documentation: str, label: str, latencies: dict[str, LatencyHistogram]) -> Metric:
+    family = HistogramMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
+    for key, latency in latencies.items():
+        family.add_metric([key], latency.buckets(), sum_value=latency.total)
+    return family
+
+
 class DaemonMetrics:
-    """The daemon's registry, its request instruments, and the ``/metrics`` handler."""
+    """The daemon's registry, what it counts per request, and the ``/metrics`` handler.
+
+    HTTP requests are counted by aiohttp's access-log hook (``access_logger_class``), which aiohttp
+    calls with the time it measured for every answer, also those no route gives (unparsable requests);
+    JSON-RPC calls by ``observe_call``, from ``BaseDaemon.handle_single``.
+    """
 
     def __init__(self, daemon: BaseDaemon, require_auth: bool) -> None:
         self.daemon = daemon
         self.require_auth = require_auth
+        self.http_counts: dict[tuple[str, ...], int] = {}
+        self.http_latency: dict[str, LatencyHistogram] = {}
+        self.call_counts: dict[tuple[str, ...], int] = {}
+        self.call_latency: dict[str, LatencyHistogram] = {}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.http_requests = Counter(
-            f"{PREFIX}_http_requests",
-            "HTTP requests by path and status.",
-            ["path", "status"],
-            registry=self.registry,
-        )
-        self.http_seconds = Histogram(
-            f"{PREFIX}_http_request_duration_seconds",
-            "Time to answer an HTTP request (websockets excluded: they last as long as the client stays).",
-            ["path"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.calls = Counter(
-            f"{PREFIX}_rpc_calls",
-            "JSON-RPC calls by method and outcome: ok, or the error code answered.",
-            ["method", "code"],
-            registry=self.registry,
-        )
-        self.call_seconds = Histogram(
-            f"{PREFIX}_rpc_call_duration_seconds",
-            "Time to execute one JSON-RPC call, by method.",
-            ["method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.registry.register(RequestCollector(self))
         self.state = StateCollector(daemon)
         self.registry.register(self.state)
-        # labels() takes a lock and builds a key on every call: keep the children for the hot path.
-        self._call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def method_label(self, method: str | None) -> str:
         if method is None:
@@ -156,32 +203,40 @@ class DaemonMetrics:
 
     def observe_call(self, method: str | None, response: dict[str, Any] | None, started: float) -> None:
         """Count one JSON-RPC call (also a notification, whose response is not sent) and time it."""
-        key = (self.method_label(method), outcome_of(response))
-        children = self._call_children.get(key)
-        if children is None:
-            children = (self.calls.labels(*key), self.call_seconds.labels(key[0]))
-            self._call_children[key] = children
-        children[0].inc()
-        children[1].observe(time.perf_counter() - started)
+        label = self.method_label(method)
+        key = (label, outcome_of(response))
+        self.call_counts[key] = self.call_counts.get(key, 0) + 1
+        latency = self.call_latency.get(label)
+        if latency is None:
+            latency = self.call_latency[label] = LatencyHistogram()
+        latency.observe(time.perf_counter() - started)
 
-    @web.middleware
-    async def middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        path = request.path if request.path in KNOWN_PATHS else "other"
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            self.http_requests.labels(path, str(status)).inc()
-            if path != "/ws":
-                self.http_seconds.labels(path).observe(time.perf_counter() - started)
+    def observe_http(self, path: str, status: int, seconds: float) -> None:
+        path = path if path in KNOWN_PATHS else "other"
+        key = (path, str(status))
+        self.http_counts[key] = self.http_counts.get(key, 0) + 1
+        if path != "/ws":
+            latency = self.http_latency.get(path)
+            if latency is None:
+                latency = self.http_latency[path] = LatencyHistogram()
+            latency.observe(seconds)
+
+    def access_logger_class(self, log_lines: bool) -> type[AbstractAccessLogger]:
+        """An aiohttp access logger that counts each answer, and writes aiohttp's log line only when
+        ``log_lines`` (the daemon's DEBUG): formatting that line costs more than a whole dispatch."""
+        metrics = self
+
+        class CountingAccessLogger(AccessLogger):
+            @property
+            def enabled(self) -> bool:
+                return True
+
+            def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+                metrics.observe_http(request.path, response.status, time)
+                if log_lines:
+                    super().log(request, response, time)
+
+        return CountingAccessLogger
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.require_auth and not self.daemon.authorized(request):

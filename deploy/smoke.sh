@@ -64,6 +64,20 @@ started=$(date +%s)
 nice -n 10 podman build --format docker --network=host --target runtime -t coin-daemons:latest .
 echo "built in $(( $(date +%s) - started )) s; size: $(podman image inspect coin-daemons:latest --format '{{.Size}}' | numfmt --to=iec)"
 
+ELECTRON_CASH_TARBALL=${ELECTRON_CASH_TARBALL:-deploy/electron-cash/Electron-Cash.tar.gz}
+export ELECTRON_CASH_TARBALL
+if [ -f "$ELECTRON_CASH_TARBALL" ]; then
+  step "build coin-daemons-bch:latest from $ELECTRON_CASH_TARBALL"
+  started=$(date +%s)
+  nice -n 10 podman build --format docker --network=host --target bch \
+    --build-arg ELECTRON_CASH_TARBALL="$ELECTRON_CASH_TARBALL" -t coin-daemons-bch:latest .
+  echo "built in $(( $(date +%s) - started )) s"
+  WITH_BCH=1
+else
+  echo "(no $ELECTRON_CASH_TARBALL: the bch image and service are skipped)"
+  WITH_BCH=0
+fi
+
 step "the image holds no conf/.env, no virtualenv, no .git"
 podman run --rm --entrypoint sh coin-daemons:latest -c \
   'ls -A /app; test ! -e /app/conf && test ! -e /app/.venv && test ! -e /app/.git && test ! -e /app/tests && echo clean'
@@ -80,8 +94,9 @@ compose version | tail -n1
 # Settings the way an operator gives them: one env file (conf/.env normally; a scratch one here, so a
 # developer's own conf/.env is left alone). Ports: free ones on the host's loopback.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-BTC_HOST_PORT=$(free_port); XMR_HOST_PORT=$(free_port); XMRIG_HOST_PORT=$(free_port)
-export BTC_HOST_PORT XMR_HOST_PORT XMRIG_HOST_PORT
+BTC_HOST_PORT=$(free_port); XMR_HOST_PORT=$(free_port); XMRIG_HOST_PORT=$(free_port); BCH_HOST_PORT=$(free_port)
+BITMESSAGE_PORT=$(free_port); NODE_PORT=$(free_port)
+export BTC_HOST_PORT XMR_HOST_PORT XMRIG_HOST_PORT BCH_HOST_PORT
 BTC_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 XMR_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 XMRIG_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
@@ -95,13 +110,22 @@ XMR_NETWORK=regtest
 XMRIG_PASSWORD=$XMRIG_PASSWORD
 XMRIG_METRICS_AUTH=false
 XMRIG_MINERS=[{"name": "rig-from-env-file", "url": "http://127.0.0.1:9", "token": "t"}]
+BCH_PASSWORD=$BTC_PASSWORD
+BCH_NETWORK=testnet
+BCH_OFFLINE=true
+BITMESSAGE_PORT=$BITMESSAGE_PORT
+BITMESSAGE_NODE_URL=http://127.0.0.1:$NODE_PORT/
+BITMESSAGE_NODE_USER=bmuser
+BITMESSAGE_NODE_PASSWORD=bmpass
 EOF
 chmod 600 "$COIN_DAEMONS_ENV_FILE"
 
+NODE_PID=""
 cleanup() {
+  [ -z "$NODE_PID" ] || kill "$NODE_PID" 2>/dev/null || true
   if [ "${SMOKE_KEEP:-0}" != 1 ]; then
     step "compose down"
-    compose down -v >/dev/null 2>&1 || true
+    compose --profile bch down -v >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
@@ -155,6 +179,9 @@ echo "xmr reaches monerod (regtest from XMR_NETWORK)"
 compose logs monerod 2>&1 | grep -m1 'monerod: regtest' || fail "monerod did not follow XMR_NETWORK"
 rpc "$XMR_HOST_PORT" "$XMR_PASSWORD" getinfo; echo
 
+curl -sS -u "electrum:$XMR_PASSWORD" "http://127.0.0.1:$XMR_HOST_PORT/metrics" \
+  | grep -E '^coin_daemon_(xmr_wallet_rpc|backend_height|backend_status\{status="ok"\})'
+
 step "xmrig: XMRIG_MINERS from the env file, /metrics without auth"
 wait_health xmrig "$XMRIG_HOST_PORT"
 rpc "$XMRIG_HOST_PORT" "$XMRIG_PASSWORD" list_miners | grep -q rig-from-env-file \
@@ -162,9 +189,39 @@ rpc "$XMRIG_HOST_PORT" "$XMRIG_PASSWORD" list_miners | grep -q rig-from-env-file
 echo "XMRIG_MINERS from the env file reached the daemon"
 curl -sS "http://127.0.0.1:$XMRIG_HOST_PORT/metrics" | grep -E '^coin_daemon_xmrig_miners'
 
+# A PyBitmessage API on the host's loopback, as README's keys.dat has it: the test double of its API
+# (tests/bitmessage_double.py) stands in for the node, which is on no registry.
+step "bitmessage on the host network reaches a node API on the host's 127.0.0.1"
+PYTHON=${PYTHON:-.venv/bin/python}
+"$PYTHON" -c "
+import asyncio
+from tests.bitmessage_double import BitmessageDouble
+async def main():
+    await BitmessageDouble(auth_delay=0).start($NODE_PORT)
+    await asyncio.Event().wait()
+asyncio.run(main())" &
+NODE_PID=$!
+compose up -d bitmessage
+wait_health bitmessage "$BITMESSAGE_PORT"
+for _ in $(seq 1 30); do
+  curl -sS "http://127.0.0.1:$BITMESSAGE_PORT/health" | grep -q '"status":"ok"' && break
+  sleep 2
+done
+curl -sS "http://127.0.0.1:$BITMESSAGE_PORT/health" | grep -q '"status":"ok"' || fail "bitmessage cannot reach the node API"
+echo "bitmessage reaches the node API at 127.0.0.1:$NODE_PORT"
+SERVICES="btc xmr xmrig monerod bitmessage"
+
+if [ "$WITH_BCH" = 1 ]; then
+  step "bch (profile bch)"
+  compose --profile bch up -d bch
+  wait_health bch "$BCH_HOST_PORT"
+  rpc "$BCH_HOST_PORT" "$BTC_PASSWORD" validateaddress '["bitcoincash:qp3wjpa3tjlj042z2wv7hahsldgwhwy0rq9sywjpyy"]'; echo
+  SERVICES="$SERVICES bch"
+fi
+
 step "container health checks"
 sleep 5
-for service in btc xmr xmrig monerod; do
+for service in $SERVICES; do
   container=$(podman ps --format '{{.Names}}' | grep -E "^${PROJECT}[_-]${service}[_-]1$" | head -n1)
   [ -n "$container" ] || fail "no container for $service"
   if podman healthcheck run "$container" >/dev/null 2>&1; then echo "$service: healthy"
