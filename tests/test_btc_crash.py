@@ -96,3 +96,47 @@ async def test_a_crash_before_verified_tx_is_stored_is_reported_once_after_resta
         assert [(e["tx"], e["height"]) for e in verified] == [(txid, height)]
         assert len([e for e in events if e["event"] == "new_payment" and e["status"] == PR_PAID]) == 1
         assert [e["tx"] for e in events if e["event"] == "new_transaction"] == [txid]
+
+
+async def test_events_lost_while_the_log_could_not_be_written_are_reported_at_the_next_resync(
+    regtest_stack, electrum_regtest
+):
+    """No restart: the event log refuses writes (a full disk) while a payment arrives, then recovers;
+    the wallet's next sync round (the payment being mined) reports what the callbacks could not store."""
+    import sqlite3
+
+    from tests.btc_payment_support import eventually, online_daemon
+
+    payer = Key.from_int(75)
+    hashes = await regtest_stack.amine(101, payer.address)
+    vpub = key_pair(33, "p2wpkh").xpub
+    async with online_daemon(regtest_stack) as d:
+        address = (await d.call("add_request", "0.002", force=True, xpub=vpub))["address"]
+        wallet = d.daemon.wallets[vpub]
+        store = d.daemon.store
+
+        def disk_full(*args, **kwargs):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        store.append = disk_full  # the storage layer fails every event write from here
+        coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
+        raw, txid = sign_tx([coin], [(address, 200_000), (payer.address, coin.value - 200_000 - 20_000)])
+        await regtest_stack.arpc("sendrawtransaction", raw)
+        await eventually(lambda: wallet.db.get_transaction(txid) is not None and wallet.is_up_to_date())
+        del store.append  # writable again
+        assert await events_of(d, vpub) == []  # all lost so far
+
+        await regtest_stack.amine(1, payer.address)  # the wallet syncs again, then is up to date
+
+        async def reported() -> list[dict]:
+            events = await events_of(d, vpub)
+            return events if {e["event"] for e in events} >= {"new_transaction", "verified_tx"} else []
+
+        events = await eventually(reported)
+        assert [e["tx"] for e in events if e["event"] == "new_transaction"] == [txid]
+        assert [e["tx"] for e in events if e["event"] == "verified_tx"] == [txid]
+        payments = [e for e in await events_of(d, vpub) if e["event"] == "new_payment"]
+        assert payments and payments[-1]["status"] == PR_PAID and payments[-1]["tx_hashes"] == [txid]
+        assert len({(e["event"], e.get("tx"), e.get("status")) for e in await events_of(d, vpub)}) == len(
+            await events_of(d, vpub)
+        )
