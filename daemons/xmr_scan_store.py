@@ -150,14 +150,19 @@ class ScanStore:
         row = self.db.execute("SELECT height, hash FROM xmr_scan_blocks ORDER BY height DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row else None
 
-    def record_block(self, height: int, block_hash: str, found: Iterable[tuple[str, Found]]) -> None:
-        """A scanned block: its outputs (mined now, if the pool had them), its hash, the wallets' progress."""
+    def record_block(
+        self, height: int, block_hash: str, wallets: Iterable[str], found: Iterable[tuple[str, Found]]
+    ) -> None:
+        """A block scanned for ``wallets``: its outputs (mined now, if the pool had them), its hash, their progress.
+
+        Only the wallets it was scanned for move on: one added meanwhile at this height still needs it."""
         with self.transaction():
             for wallet, hit in found:
                 self._put_output(wallet, hit, height)
             self.db.execute("INSERT OR REPLACE INTO xmr_scan_blocks (height, hash) VALUES (?, ?)", (height, block_hash))
             self.db.execute("DELETE FROM xmr_scan_blocks WHERE height <= ?", (height - KEPT_BLOCK_HASHES,))
-            self.db.execute("UPDATE xmr_scan_wallets SET scanned = ? WHERE scanned = ?", (height + 1, height))
+            moved = [(height + 1, key, height) for key in wallets]
+            self.db.executemany("UPDATE xmr_scan_wallets SET scanned = ? WHERE key = ? AND scanned = ?", moved)
 
     def rewind(self, height: int) -> None:
         """Forget blocks from ``height`` up (a reorganisation): their outputs, hashes, and the wallets' progress."""

@@ -206,7 +206,7 @@ class Scanner:
         wallets = [w for w in self.wallets.values() if w.scanned <= height]
         txs = [miner, *(await self._transactions(list(block.get("tx_hashes") or [])))]
         hits = await asyncio.to_thread(self._scan_all, txs, wallets)
-        self.store.record_block(height, str(header["hash"]), hits)
+        self.store.record_block(height, str(header["hash"]), [w.key for w in wallets], hits)
         for wallet in wallets:
             wallet.scanned = height + 1
         self._after_hits(hits)
@@ -216,7 +216,7 @@ class Scanner:
         found = await self.monerod.raw("get_transaction_pool_hashes", {})
         pool = set(found.get("tx_hashes") or [])
         wallets = list(self.wallets.values())
-        txs = await self._transactions([t for t in pool if t not in self.pool or self._missing(t)])
+        txs = await self._transactions([t for t in pool if t not in self.pool or self._missing(t)], in_pool=True)
         hits = await asyncio.to_thread(self._scan_all, txs, wallets) if txs else []
         gone = await self._left_unmined(self.store.pool_txids() - pool)
         if hits or gone:
@@ -237,8 +237,10 @@ class Scanner:
         entry = self.scanned.get(txid)
         return entry is None or entry.keys is not self.keys
 
-    async def _transactions(self, txids: list[str]) -> list[ParsedTx]:
-        """Parsed transactions; those scanned before come from the cache, the others from monerod."""
+    async def _transactions(self, txids: list[str], in_pool: bool = False) -> list[ParsedTx]:
+        """Parsed transactions; those scanned before come from the cache, the others from monerod.
+
+        A pool transaction monerod saw double spent is left out, as the wallet-rpc poller leaves it out."""
         cached = {t: self.scanned[t].tx for t in txids if t in self.scanned}
         wanted = [t for t in txids if t not in cached]
         for start in range(0, len(wanted), FETCH_BATCH):
@@ -247,6 +249,8 @@ class Scanner:
             if found.get("status") != "OK":
                 raise MoneroError(f"monerod error: get_transactions status {found.get('status')}")
             for item in found.get("txs") or []:
+                if in_pool and item.get("double_spend_seen"):
+                    continue
                 try:
                     cached[item["tx_hash"]] = parse_tx(item["tx_hash"], json.loads(item["as_json"]))
                 except (BadTransaction, ValueError, KeyError, TypeError) as exc:

@@ -102,6 +102,16 @@ def test_outputs_are_found_for_their_wallet_only() -> None:
         assert scan_tx(single, other.view, other.table) == []
 
 
+def test_a_view_tag_that_does_not_match_skips_the_output() -> None:
+    """wallet2 takes a wrong view tag for "not ours" before any curve operation; so does the scanner."""
+    ours = Wallet()
+    tx = send([(ours, 2, 10)], additional=False)
+    out = tx.outputs[0]
+    assert out.view_tag is not None
+    wrong = Output(0, out.key, (out.view_tag + 1) % 256, 0, out.encrypted, out.commitment)
+    assert scan_tx(ParsedTx(tx.txid, tx.public_keys, (), (wrong,), 0, False), ours.view, ours.table) == []
+
+
 def test_untagged_outputs_are_checked_without_a_view_tag() -> None:
     ours = Wallet()
     tx = send([(ours, 4, 10**12)], additional=False, tagged=False)
@@ -165,14 +175,15 @@ def test_scan_state_is_durable_and_rewinds(tmp_path: Path) -> None:
     )
     pool_hit = found("t1", 0, 2, 5)
     store.record_pool([("w", pool_hit)], [])
-    store.record_block(10, "h10", [])
-    store.record_block(11, "h11", [("w", pool_hit), ("w", found("t2", 1, 3, 7))])
+    store.add_wallet(ScanWallet("late", "addr2", view, b"", 1, 11))  # added while block 11 was being scanned
+    store.record_block(10, "h10", ["w"], [])
+    store.record_block(11, "h11", ["w"], [("w", pool_hit), ("w", found("t2", 1, 3, 7))])
     again = ScanStore(sqlite3.connect(str(tmp_path / "state.db"), isolation_level=None), Sealer(tmp_path / "secret"))
-    assert again.wallets() == [("w", "addr", view, 1, 12)]
+    assert again.wallets() == [("w", "addr", view, 1, 12), ("late", "addr2", view, 1, 11)]
     assert [(o.txid, o.height) for o in again.outputs("w")] == [("t1", 11), ("t2", 11)]
     assert again.top_block() == (11, "h11") and again.pool_txids() == set()
     again.rewind(11)
-    assert again.wallets()[0][4] == 11 and again.outputs("w") == [] and again.top_block() == (10, "h10")
+    assert [w[4] for w in again.wallets()] == [11, 11] and again.outputs("w") == [] and again.top_block() == (10, "h10")
     again.record_pool([("w", pool_hit)], [])
     again.record_pool([], ["t1"])
     assert again.outputs("w") == []
