@@ -22,7 +22,7 @@ Modules are imported by the XMR daemon's load hook (``load_crypto``), never at i
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -78,15 +78,31 @@ def varint(number: int) -> bytes:
             return bytes(out)
 
 
-def derivation(view_key: bytes, tx_public_key: bytes) -> bytes | None:
-    """``8·a·R``, or None for a point that is not on the curve or has small order (no output can be ours)."""
+def cofactored(tx_public_key: bytes) -> bytes | None:
+    """``8·R`` (once per transaction key, whatever the number of wallets), None for a point off the curve."""
     nacl = lib()
     try:
         twice = nacl.add(tx_public_key, tx_public_key)
         four = nacl.add(twice, twice)
-        return bytes(nacl.mult(view_key, nacl.add(four, four)))
+        return bytes(nacl.add(four, four))
     except nacl.error:
         return None
+
+
+def derive(view_key: bytes, eight_r: bytes | None) -> bytes | None:
+    """``a·(8·R)``, or None when there is no such point (``8·R`` is the identity: R had small order)."""
+    if eight_r is None:
+        return None
+    nacl = lib()
+    try:
+        return bytes(nacl.mult(view_key, eight_r))
+    except nacl.error:
+        return None
+
+
+def derivation(view_key: bytes, tx_public_key: bytes) -> bytes | None:
+    """``8·a·R``, or None for a point that is not on the curve or has small order (no output can be ours)."""
+    return derive(view_key, cofactored(tx_public_key))
 
 
 def view_tag(derived: bytes, index: int) -> int:
@@ -158,6 +174,15 @@ class ParsedTx:
     outputs: tuple[Output, ...]
     unlock_time: int
     coinbase: bool
+    main_points: tuple[bytes | None, ...] = field(init=False, repr=False)  # 8·R of each key, made once
+    additional_points: tuple[bytes | None, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "main_points", tuple(cofactored(k) for k in self.public_keys))
+        if len(self.additional_keys) == len(self.outputs):  # wallet2 ignores a list of another length
+            object.__setattr__(self, "additional_points", tuple(cofactored(k) for k in self.additional_keys))
+        else:
+            object.__setattr__(self, "additional_points", ())
 
 
 class BadTransaction(ValueError):
@@ -253,12 +278,12 @@ def scan_tx(tx: ParsedTx, view_key: bytes, spend_keys: dict[bytes, int]) -> list
     """The outputs of ``tx`` sent to the wallet with this view key, given its subaddress spend keys (-> minor)."""
     if not tx.outputs:
         return []
-    main = [d for d in (derivation(view_key, key) for key in tx.public_keys) if d is not None]
+    main = [d for d in (derive(view_key, point) for point in tx.main_points) if d is not None]
     found = []
     for output in tx.outputs:
         derivations = list(main)
-        if output.index < len(tx.additional_keys):
-            extra = derivation(view_key, tx.additional_keys[output.index])
+        if output.index < len(tx.additional_points):
+            extra = derive(view_key, tx.additional_points[output.index])
             if extra is not None:
                 derivations.append(extra)
         for derived in derivations:
