@@ -244,6 +244,8 @@ class XMRDaemon(BaseDaemon):
             self.table.save(wallet)
             if view_only and self.use_scanner:
                 self.scanner.add(key, address, bytes.fromhex(secret), height)
+        elif view_only and self.scanner.knows(key):  # unloaded earlier: the scan goes on where it stopped
+            self.scanner.add(key, address, bytes.fromhex(secret), wallet.restore_height)
         if self.scanned(wallet):
             wallet.secret = secret  # its wallet-rpc file, made only if a query needs one, comes from the view key
             return wallet

@@ -121,6 +121,11 @@ class ScanStore:
         rows = self.db.execute("SELECT key, address, sealed_view_key, next_minor, scanned FROM xmr_scan_wallets")
         return [(k, a, self.sealer.open(s), n, h) for k, a, s, n, h in rows]
 
+    def wallet(self, key: str) -> tuple[int, int] | None:
+        """(next minor, scanned) of a stored wallet."""
+        row = self.db.execute("SELECT next_minor, scanned FROM xmr_scan_wallets WHERE key = ?", (key,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     def add_wallet(self, wallet: ScanWallet) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO xmr_scan_wallets (key, address, sealed_view_key, next_minor, scanned)"

@@ -85,13 +85,25 @@ class Scanner:
             self._watch(ScanWallet(key, address, view_key, self._spend_public(address), next_minor, scanned))
 
     def add(self, key: str, address: str, view_key: bytes, restore_height: int) -> ScanWallet:
-        """Watch a new wallet from ``restore_height`` on (stored at once); a known one stays as it is."""
+        """Watch a wallet: a new one from ``restore_height`` on (stored at once), a stored one (unloaded earlier)
+        from where its scan stopped, with its subaddress counter."""
         wallet = self.wallets.get(key)
-        if wallet is None:
-            wallet = ScanWallet(key, address, view_key, self._spend_public(address), 1, restore_height)
+        if wallet is not None:
+            return wallet
+        stored = self.store.wallet(key)
+        if stored is not None:
+            next_minor, restore_height = stored
+        else:
+            next_minor = 1
+        wallet = ScanWallet(key, address, view_key, self._spend_public(address), next_minor, restore_height)
+        if stored is None:
             self.store.add_wallet(wallet)
-            self._watch(wallet)
+        self._watch(wallet)
         return wallet
+
+    def knows(self, key: str) -> bool:
+        """Whether the wallet is the scanner's (watched now, or stored from an earlier load)."""
+        return key in self.wallets or self.store.wallet(key) is not None
 
     def unwatch(self, key: str) -> None:
         self.wallets.pop(key, None)

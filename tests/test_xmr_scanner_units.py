@@ -215,7 +215,11 @@ async def test_a_view_only_wallet_is_served_by_the_scanner_without_backends(tmp_
         assert len(d.daemon.scanner.wallets) == 1  # watched again before any call
         third = await d.call("add_request", "3", "c", 900, xpub=keys.view_only)
         assert third["address"] == str(offline.get_address(0, 3))
-        assert sorted(r["memo"] for r in await d.call("list_requests", xpub=keys.view_only)) == ["a", "b", "c"]
+        await d.daemon.forget_wallet(next(iter(d.daemon.wallets)))  # unloaded (idle, or for room), then used again
+        assert d.daemon.scanner.wallets == {}
+        fourth = await d.call("add_request", "4", "d", 900, xpub=keys.view_only)
+        assert fourth["address"] == str(offline.get_address(0, 4)) and len(d.daemon.scanner.wallets) == 1
+        assert sorted(r["memo"] for r in await d.call("list_requests", xpub=keys.view_only)) == ["a", "b", "c", "d"]
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert keys.view_key.encode() not in path.read_bytes(), path
