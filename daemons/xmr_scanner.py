@@ -260,6 +260,8 @@ class Scanner:
             found = await self.monerod.raw("get_transactions", {"txs_hashes": batch, "decode_as_json": True})
             if found.get("status") != "OK":
                 raise MoneroError(f"monerod error: get_transactions status {found.get('status')}")
+            if found.get("missed_tx") and not in_pool:  # a block's: scanning it without them could miss a payment
+                raise MoneroError(f"monerod error: {len(found['missed_tx'])} transaction(s) of a block missing")
             for item in found.get("txs") or []:
                 if in_pool and item.get("double_spend_seen"):
                     continue
