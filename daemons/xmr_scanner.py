@@ -74,6 +74,7 @@ class Scanner:
         self.dirty = True  # something to report
         self.last_report = 0.0
         self.report_interval = 2.0
+        self.incomplete: set[str] = set()  # wallets whose lookahead is not made yet: not scanned until it is
         self.task: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
 
@@ -108,12 +109,16 @@ class Scanner:
     def unwatch(self, key: str) -> None:
         self.wallets.pop(key, None)
         self.spend_keys.pop(key, None)
+        self.incomplete.discard(key)
         self.keys = frozenset(self.wallets)
 
     def _watch(self, wallet: ScanWallet) -> None:
+        """Watch the wallet; its lookahead (~10 ms of curve arithmetic) is made before its first scan, in the
+        scan's worker thread, so that loading a wallet costs only the subaddresses it has handed out."""
         self.wallets[wallet.key] = wallet
         self.spend_keys[wallet.key] = {}
-        self._extend(wallet, wallet.next_minor + LOOKAHEAD)
+        self._extend(wallet, wallet.next_minor)
+        self.incomplete.add(wallet.key)
         self.keys = frozenset(self.wallets)
         self.dirty = True
         self.wake.set()
@@ -132,7 +137,7 @@ class Scanner:
         wallet = self.wallets[key]
         minor = self.store.take_minor(key)
         wallet.next_minor = minor + 1
-        self._extend(wallet, wallet.next_minor + LOOKAHEAD)
+        self._extend(wallet, wallet.next_minor + (0 if key in self.incomplete else LOOKAHEAD))
         return minor, subaddress(wallet.view_key, wallet.spend_public, 0, minor, self.net, self.lib.base58)
 
     # -- what the daemon answers ------------------------------------------------------------------
@@ -174,6 +179,7 @@ class Scanner:
         tip = (await self.monerod.call("get_last_block_header"))["block_header"]
         self.chain_count = int(tip["height"]) + 1
         if self.wallets:
+            await self.complete_tables()
             await self.follow_reorg()
             low = min(w.scanned for w in self.wallets.values())
             for height in range(low, self.chain_count):
@@ -181,6 +187,17 @@ class Scanner:
             await self.scan_pool()
         if self.dirty or now() - self.last_report >= self.report_interval:
             await self.report()
+
+    async def complete_tables(self) -> None:
+        for key in list(self.incomplete):
+            wallet = self.wallets.get(key)
+            if wallet is not None:
+                await asyncio.to_thread(self._extend, wallet, wallet.next_minor + LOOKAHEAD)
+            self.incomplete.discard(key)
+
+    def ready(self) -> list[ScanWallet]:
+        """The wallets that can be scanned: their whole lookahead is in the table."""
+        return [w for w in self.wallets.values() if w.key not in self.incomplete]
 
     async def follow_reorg(self) -> None:
         top = self.store.top_block()
@@ -215,7 +232,7 @@ class Scanner:
             raise ChainMoved(f"block {height} does not follow the stored block {height - 1}")
         body = json.loads(block["json"])
         miner = parse_tx(str(header["miner_tx_hash"]), body["miner_tx"])
-        wallets = [w for w in self.wallets.values() if w.scanned <= height]
+        wallets = [w for w in self.ready() if w.scanned <= height]
         txs = [miner, *(await self._transactions(list(block.get("tx_hashes") or [])))]
         hits = await asyncio.to_thread(self._scan_all, txs, wallets)
         self.store.record_block(height, str(header["hash"]), [w.key for w in wallets], hits)
@@ -227,7 +244,7 @@ class Scanner:
     async def scan_pool(self) -> None:
         found = await self.monerod.raw("get_transaction_pool_hashes", {})
         pool = set(found.get("tx_hashes") or [])
-        wallets = list(self.wallets.values())
+        wallets = self.ready()
         txs = await self._transactions([t for t in pool if t not in self.pool or self._missing(t)], in_pool=True)
         hits = await asyncio.to_thread(self._scan_all, txs, wallets) if txs else []
         gone = await self._left_unmined(self.store.pool_txids() - pool)
