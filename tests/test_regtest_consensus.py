@@ -236,3 +236,31 @@ async def test_electrumx_follows_invalidateblock_to_the_new_branch(regtest_stack
         assert history == [{"tx_hash": txid, "height": 102}]
         header = await client.request("blockchain.block.header", 102)
         assert header != (await regtest_stack.arpc("getblockheader", confirmed[0], False))
+
+
+def test_taproot_spends_are_verified_with_every_spent_output(electrum_regtest):
+    from regtest.serialize import TxIn, TxOut
+    from tests.taproot import TaprootKey, sign_taproot_input
+
+    owner, payee = TaprootKey.from_int(261), Key.from_int(262)
+    chain, _ = funded_chain(Key.from_int(263))
+    rpc = rpc_of(chain)
+    rpc("generatetoaddress", 2, owner.address)  # the node decodes bech32m: coinbases to a p2tr output
+    coinbases = [chain.blocks[h].txs[0] for h in (102, 103)]
+    assert all(cb.outputs[0].script == owner.script for cb in coinbases)
+    rpc("generatetoaddress", 100, payee.address)
+    spent = [(cb.outputs[0].value, cb.outputs[0].script) for cb in coinbases]
+
+    def spend(amounts: list[tuple[int, bytes]]) -> Tx:
+        tx = Tx(2, [TxIn(cb.hash, 0) for cb in coinbases], [TxOut(2 * COINBASE_VALUE - FEE, owner.script)])
+        for index in range(2):
+            sign_taproot_input(tx, index, owner, amounts)
+        return tx
+
+    # BIP341 commits to every input's amount: a signature over a wrong amount of the *other* input fails
+    lied = spend([spent[0], (spent[1][0] - 1, spent[1][1])])
+    expect_error(rpc, -26, "mandatory-script-verify-flag-failed (Invalid Schnorr signature)", "sendrawtransaction",
+                 lied.hex())  # fmt: skip
+    good = spend(spent)
+    assert rpc("sendrawtransaction", good.hex()) == good.txid
+    assert rpc("getblock", rpc("generatetoaddress", 1, payee.address)[0], 1)["tx"][1:] == [good.txid]
