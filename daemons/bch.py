@@ -111,6 +111,7 @@ class BCHDaemon(BTCDaemon):
         "new_transaction": "report_new_transaction",
         "payment_received": "report_new_payment",
         "verified2": "report_verified_tx",
+        "wallet_updated": "reports_on_wallet_updated",
     }
     # BTC daemon methods with no Electron Cash counterpart (Electrum invoices, BIP32 fingerprints).
     UNSUPPORTED_METHODS = ("get_invoice", "getfingerprint")
@@ -217,8 +218,10 @@ class BCHDaemon(BTCDaemon):
         except Exception:  # never let a bug here break Electron Cash's network thread
             logger.exception("Electron Cash callback %s failed", event)
             return
-        if report is not None and self.bridge is not None:
-            self.bridge.submit(report)
+        reports = report if isinstance(report, list) else [report]
+        for each in reports:
+            if each is not None and self.bridge is not None:
+                self.bridge.submit(each)
 
     def report_new_block(self, *args: Any) -> Report | None:
         height = self.network.get_local_height() if self.network is not None else 0
@@ -281,13 +284,40 @@ class BCHDaemon(BTCDaemon):
         return False
 
     async def reconcile_wallet(self, wallet: Any) -> None:
-        """Not done for Electron Cash yet: BTCDaemon's reading of the wallet (``adb``, ``db``) is Electrum's.
+        """Report what the wallet holds and was never reported, when it loads (see ``reconcile_reports``)."""
+        if self.key_of(wallet) is None or self.reported is None:
+            return
+        for report in await in_thread(self.reconcile_reports, wallet):
+            await self.deliver(report)
 
-        The window is the same (Electron Cash saves a wallet on its own threads, its callbacks reach
-        the loop later, and after a restart it fires none for what its file holds), so a crash there
-        loses that event until this reads Electron Cash's ``transactions``, ``verified_tx`` and
-        ``receive_requests``; it needs a session with Electron Cash installed to be written and tested.
-        """
+    def reports_on_wallet_updated(self, wallet: Any) -> list[Report]:
+        """Electron Cash's 'wallet_updated' (on its threads): reconcile when the wallet has just caught up."""
+        up_to_date = bool(wallet.is_up_to_date())
+        was_up_to_date = self._up_to_date.get(id(wallet), False)
+        self._up_to_date[id(wallet)] = up_to_date
+        if not up_to_date or was_up_to_date or self.key_of(wallet) is None:
+            return []
+        return self.reconcile_reports(wallet)
+
+    def reconcile_reports(self, wallet: Any) -> list[Report]:
+        """Every fact the wallet holds as the callbacks would report it; ``deliver`` drops those already reported.
+
+        The window is Electrum's: Electron Cash saves a wallet on its own threads before its callbacks
+        reach the loop, and fires none again for what its file holds. Requests no transaction touched
+        are left out: no callback reports them (their creation is not an event). Runs on any thread."""
+        with wallet.lock:
+            transactions = dict(wallet.transactions)
+            heights = {txid: wallet.get_tx_height(txid)[0] for txid in transactions}
+            verified = {txid: info[0] for txid, info in wallet.verified_tx.items() if txid in transactions}
+            addresses = list(wallet.receive_requests)
+        ordered = sorted(transactions, key=lambda txid: (heights[txid] <= 0, heights[txid], txid))
+        reports = [self.report_new_transaction(transactions[txid], wallet) for txid in ordered]
+        reports += [self.report_verified_tx(wallet, txid, verified[txid]) for txid in ordered if txid in verified]
+        for address in addresses:
+            status = wallet.get_request_status(address)  # (status, conf, tx_hashes), or PR_UNKNOWN
+            if isinstance(status, tuple) and status[2]:
+                reports.append(self.report_new_payment(wallet, address, status[0]))
+        return [report for report in reports if report is not None]
 
     def restore_wallet(self, key: str, path: Any) -> Any:
         """A wallet from an xpub, a seed, or lists of addresses or private keys; path None: diskless."""

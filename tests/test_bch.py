@@ -168,6 +168,45 @@ async def test_a_listener_is_watching_scoping_a_socket_or_polling_loads_the_elec
     assert SEED not in caplog.text and FUNDER_SEED not in caplog.text
 
 
+async def test_a_wallet_with_an_open_request_is_kept_under_max_wallets():
+    async with running_daemon(BCHDaemon, {**OFFLINE, "MAX_WALLETS": "1", "WALLET_IDLE_TIMEOUT": "0"}) as d:
+        await d.call("getbalance", xpub=SEED)
+        await d.call("getbalance", xpub=XPUB)  # the seed's wallet, no request, made room
+        assert list(d.daemon.wallets) == [XPUB]
+        await d.call("add_request", "0.1", xpub=XPUB)
+        code, message = await error_of(d, "getbalance", xpub=SEED)
+        assert code == -32051 and "BCH_MAX_WALLETS=1" in message
+        assert list(d.daemon.wallets) == [XPUB]
+
+
+def raw_payment_to(address: str, satoshis: int) -> str:
+    """A version-2 transaction paying ``satoshis`` to a P2PKH ``address`` from an unknown outpoint (never broadcast)."""
+    import os
+
+    from electroncash.address import Address
+
+    script = bytes.fromhex("76a914") + Address.from_string(address).hash160 + bytes.fromhex("88ac")
+    parts = [(2).to_bytes(4, "little"), b"\x01", os.urandom(32), (0).to_bytes(4, "little"), b"\x00"]
+    parts += [b"\xff\xff\xff\xff", b"\x01", satoshis.to_bytes(8, "little"), bytes([len(script)]), script]
+    return b"".join([*parts, (0).to_bytes(4, "little")]).hex()
+
+
+async def test_what_the_wallet_file_holds_and_was_never_reported_is_reported_once_on_load(tmp_path):
+    """Electron Cash fires no callback for what its wallet file already holds (here a transaction added
+    locally, which fires none at all): loading the wallet reconciles it with what was reported."""
+    async with running_daemon(BCHDaemon, OFFLINE, data_path=tmp_path) as d:
+        address = (await d.call("add_request", "0.3", xpub=XPUB))["address"]
+        txid = await d.call("addtransaction", raw_payment_to(address, 30_000_000), xpub=XPUB)
+        await d.call("close_wallet", xpub=XPUB)
+    for _ in range(2):  # a restart reports it once, the next one finds everything reported
+        async with running_daemon(BCHDaemon, OFFLINE, data_path=tmp_path) as d:
+            events = [e for e in await d.call("get_updates", xpub=XPUB, since=0) if e["event"] != "new_block"]
+            # Electron Cash counts a request paid from the address's server history only, which a local
+            # transaction is not in: the request stays Pending, so a transaction event is all there is.
+            assert (await d.call("get_request", address, xpub=XPUB))["status"] == "Pending"
+            assert [(e["event"], e["tx"]) for e in events] == [("new_transaction", txid)]
+
+
 @pytest.fixture
 def bch_stack(request: pytest.FixtureRequest) -> RegtestStack:
     """The shared Bitcoin Cash regtest stack; skipped where ElectrumX's virtualenv is missing (make electrumx-venv)."""
@@ -255,3 +294,48 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
         assert [e for e in pushed.events if e["event"] != "new_block"] == []
         later = await d.call("get_updates", xpub=XPUB, since=events[-1]["id"])
         assert [e for e in later if e["event"] != "new_block"] == []
+
+
+async def test_events_lost_before_they_were_stored_are_reported_once_when_the_wallet_loads_again(
+    bch_stack: RegtestStack, tmp_path: Path
+):
+    """The event log refuses every write (a full disk) while a payment arrives and is mined: Electron Cash keeps
+    the payment in its wallet file, the events are lost. Loading the wallet again (offline, so no server can
+    make Electron Cash fire anything) reports each of them, once."""
+    import sqlite3
+
+    from electroncash import keystore, networks
+    from electroncash.address import Address
+
+    networks.set_regtest()
+    first_pubkey = keystore.from_seed(FUNDER_SEED, None).derive_pubkey(False, 0)
+    await fund(bch_stack, Address.from_pubkey(first_pubkey).to_ui_string())
+    env = {"NETWORK": "regtest", "SERVER": bch_stack.electrum_server, "ONESERVER": "true", "SYNC_TIMEOUT": "90"}
+    import os
+
+    from electroncash import bitcoin
+
+    watcher = bitcoin.bip32_root(os.urandom(32), "standard")[1]  # the merchant's watch-only wallet, new each run
+    async with running_daemon(BCHDaemon, env, data_path=tmp_path) as d:
+        request = await d.call("add_request", "0.7", "lost", xpub=watcher)
+        assert await d.call("is_synchronized", xpub=FUNDER_SEED) is True
+
+        def disk_full(*args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        d.daemon.store.append = disk_full
+        txid = await d.call("broadcast", await d.call("payto", request["address"], "0.7", xpub=FUNDER_SEED))
+        await bch_stack.amine(1, BURN)
+        height = await bch_stack.arpc("getblockcount")
+        async with asyncio.timeout(90):
+            while (await d.call("get_request", request["address"], xpub=watcher))["status"] != "Paid":
+                await asyncio.sleep(0.1)
+        del d.daemon.store.append
+        assert [e for e in await d.call("get_updates", xpub=watcher, since=0) if e["event"] != "new_block"] == []
+    for _ in range(2):  # the first load reports what was lost, the next finds it all reported
+        async with running_daemon(BCHDaemon, OFFLINE, data_path=tmp_path) as d:
+            events = [e for e in await d.call("get_updates", xpub=watcher, since=0) if e["event"] != "new_block"]
+            assert [e["tx"] for e in events if e["event"] == "new_transaction"] == [txid]
+            assert [(e["tx"], e["height"]) for e in events if e["event"] == "verified_tx"] == [(txid, height)]
+            payments = [e for e in events if e["event"] == "new_payment"]
+            assert [(p["status"], p["tx_hashes"], p["sent_amount"]) for p in payments] == [(3, [txid], "0.7")]
