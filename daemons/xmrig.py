@@ -149,6 +149,8 @@ class Miner:
     reason: str = ""
     pending: MinerEndpoint | None = None  # where the miner will answer once it applies a written http section
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held by set_config while the miner may be moving its API, so a poll in between reports no false state.
+    changing: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
 
     @property
@@ -258,7 +260,8 @@ class XMRigDaemon(BaseDaemon):
 
     async def _poll_once(self, miner: Miner) -> None:
         """One poll: events for what changed (stored before the new state), then the history snapshot."""
-        summary, status, reason = await self._read_summary(miner)
+        async with miner.changing:
+            summary, status, reason = await self._read_summary(miner)
         if status != "ok" and (status, reason) != (miner.state, miner.reason):
             logger.warning("miner %s is %s: %s", miner.name, status, reason)  # once per new state or reason
         now = time.time()
@@ -339,15 +342,16 @@ class XMRigDaemon(BaseDaemon):
         the config it still runs when the change did not show within XMRIG_APPLY_TIMEOUT."""
         if not config:
             raise RPCError(INVALID_PARAMS, "config is an object with the settings to change")
-        try:
-            with miner_errors():
-                outcome = await apply_config(wallet.client, config, self.apply_timeout)
-        except LockedOut as exc:
-            raise RPCError(INVALID_PARAMS, str(exc)) from exc
-        if outcome.applied:
-            await self._adopt(wallet, outcome.endpoint)
-        else:
-            wallet.pending = outcome.pending
+        async with wallet.changing:
+            try:
+                with miner_errors():
+                    outcome = await apply_config(wallet.client, config, self.apply_timeout)
+            except LockedOut as exc:
+                raise RPCError(INVALID_PARAMS, str(exc)) from exc
+            if outcome.applied:
+                await self._adopt(wallet, outcome.endpoint)
+            else:
+                wallet.pending = outcome.pending
         wallet.wake.set()
         return {"applied": outcome.applied, "config": None if outcome.config is None else redact(outcome.config)}
 

@@ -17,14 +17,7 @@ from typing import Any
 
 from yarl import URL
 
-from daemons.xmrig_client import (
-    MinerEndpoint,
-    MinerRestricted,
-    MinerUnauthorized,
-    MinerUnavailable,
-    NotXMRig,
-    XMRigClient,
-)
+from daemons.xmrig_client import MinerEndpoint, MinerRestricted, MinerUnavailable, XMRigClient, XMRigError
 
 REDACTED = "********"  # stands for the miner's access token in configs this daemon returns
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # a miner bound to every address keeps the address we reach it by
@@ -71,7 +64,8 @@ def endpoint_after(endpoint: MinerEndpoint, old_http: dict[str, Any], new_http: 
     if port != old_http.get("port") and isinstance(port, int) and 0 < port < 65536:
         url = url.with_port(port)
     token = new_http.get("access-token") or None
-    return dataclasses.replace(endpoint, url=str(url), token=token if isinstance(token, str) else None)
+    moved = str(url) if str(url) != endpoint.base_url else endpoint.url  # keep the URL as configured
+    return dataclasses.replace(endpoint, url=moved, token=token if isinstance(token, str) else None)
 
 
 class LockedOut(ValueError):
@@ -149,5 +143,8 @@ async def _read_back(client: XMRigClient) -> tuple[bool, dict[str, Any] | None]:
         return True, await client.config()
     except MinerRestricted:
         return True, None
-    except (MinerUnauthorized, MinerUnavailable, NotXMRig):
-        return False, None  # not (yet) answering there: its HTTP server is restarting or still on old settings
+    except XMRigError:
+        # Not (yet) answering there: its HTTP server restarts, or still runs the old settings. A 403 can
+        # even be read as "not restricted, yet forbidden" when the watcher swaps tokens between the two
+        # requests that tell a bad token from restricted mode.
+        return False, None

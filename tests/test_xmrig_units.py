@@ -6,8 +6,8 @@ import pytest
 
 from daemons.settings import SettingsError
 from daemons.xmrig import XMRigDaemon, parse_miners, parse_time
-from daemons.xmrig_client import MinerEndpoint
-from daemons.xmrig_config import deep_merge, endpoint_after
+from daemons.xmrig_client import MinerBadResponse, MinerEndpoint, XMRigClient
+from daemons.xmrig_config import apply_config, deep_merge, endpoint_after
 from daemons.xmrig_events import observe, sum_hashrates
 from tests.support import NO_ENV_FILE
 
@@ -122,6 +122,7 @@ def test_totals_sum_the_figures_that_exist() -> None:
 
 def test_endpoint_after_an_http_change() -> None:
     rig = MinerEndpoint("rig", "10.0.0.5:8080", "old")
+    assert endpoint_after(rig, {"port": 8080, "access-token": "old"}, {"port": 8080, "access-token": "old"}) == rig
     same = endpoint_after(rig, {"port": 8080, "access-token": "old"}, {"port": 8080, "access-token": "new"})
     assert same.token == "new" and same.base_url == "http://10.0.0.5:8080"
     moved = endpoint_after(rig, {"host": "0.0.0.0", "port": 8080}, {"host": "::", "port": 9090})
@@ -155,3 +156,28 @@ def test_deep_merge_and_times() -> None:
     assert parse_time("1970-01-01T00:01:00", 0.0) == 60.0
     assert parse_time("1970-01-01T01:01:00+01:00", 0.0) == 60.0
     assert parse_time(None, 5.0) == 5.0
+
+
+class SwappingMiner(XMRigClient):
+    """A miner whose file watcher swaps tokens between the two requests that tell a 403 apart (seen on
+    a real 6.26.0): the first read-back fails with an answer that fits neither case."""
+
+    def __init__(self) -> None:
+        super().__init__(MinerEndpoint("rig", "127.0.0.1:1", "t"))
+        self.current = {"pools": [{"url": "p:1"}], "http": {"access-token": "t"}, "print-time": 60}
+        self.reads = 0
+
+    async def config(self) -> dict:
+        self.reads += 1
+        if self.reads == 2:
+            raise MinerBadResponse("miner rig: GET /2/config answered HTTP 403")
+        return self.current
+
+    async def put_config(self, config: dict) -> None:
+        self.current = config
+
+
+async def test_a_failed_read_back_is_retried_until_the_deadline() -> None:
+    miner = SwappingMiner()
+    outcome = await apply_config(miner, {"print-time": 30}, wait=5.0)
+    assert outcome.applied and outcome.config["print-time"] == 30 and miner.reads == 3
