@@ -145,7 +145,7 @@ class CommonSettings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 4096
-    max_connections_per_peer: int = 1024
+    max_connections_per_peer: int = 2048
     allowed_origins: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
@@ -175,7 +175,7 @@ class CommonSettings:
             header_timeout=settings.get("HEADER_TIMEOUT", cast=parse_positive_float, default=10.0),
             body_timeout=settings.get("BODY_TIMEOUT", cast=parse_positive_float, default=30.0),
             max_connections=settings.get("MAX_CONNECTIONS", cast=parse_positive_int, default=4096),
-            max_connections_per_peer=settings.get("MAX_CONNECTIONS_PER_PEER", cast=parse_positive_int, default=1024),
+            max_connections_per_peer=settings.get("MAX_CONNECTIONS_PER_PEER", cast=parse_positive_int, default=2048),
             allowed_origins=settings.get("ALLOWED_ORIGINS", cast=parse_origins, default=frozenset()),
         )
         common.check_exposure(settings)
