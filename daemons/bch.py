@@ -29,23 +29,21 @@ from .bch_events import Report, ThreadBridge
 from .btc import BTCDaemon
 from .btc_amounts import format_amount
 from .btc_config import parse_server
-from .btc_errors import ADDRESS_INVALID, NETWORK_OFFLINE, REQUEST_NOT_FOUND, TX_NOT_FOUND
+from .btc_errors import ADDRESS_INVALID, INVALID_TRANSACTION, NETWORK_OFFLINE, REQUEST_NOT_FOUND, TX_NOT_FOUND
 from .btc_events import ReportedState
 from .btc_requests import OPEN_STATUSES
 from .btc_transactions import check_fee_target
 from .jsonrpc import INVALID_PARAMS, RPCError
+from .payment_requests import request_fields, status_str
 
 logger = logging.getLogger(__name__)
 
-INVALID_TX = -32017  # spec/bch.json: InvalidTransactionError
 BCH_NETWORKS = ("mainnet", "testnet", "testnet4", "scalenet", "chipnet", "regtest")
 INSTALL_HINT = (
     "Electron Cash is on no package registry: download a source release (Electron-Cash-<version>.tar.gz) "
     "from Electron Cash's releases and run `pip install Electron-Cash-<version>.tar.gz` in this virtualenv "
     "(README.md, section 'BCH daemon', has the steps)"
 )
-# Electron Cash's request status codes (electroncash.paymentrequest.PR_*) and the words its commands use.
-STATUS_WORDS = {0: "Pending", 1: "Expired", 2: "Unknown", 3: "Paid", 7: "Unconfirmed"}
 
 
 class ElectronCashError(Exception):
@@ -113,8 +111,9 @@ class BCHDaemon(BTCDaemon):
         "verified2": "report_verified_tx",
         "wallet_updated": "reports_on_wallet_updated",
     }
-    # BTC daemon methods with no Electron Cash counterpart (Electrum invoices, BIP32 fingerprints).
-    UNSUPPORTED_METHODS = ("get_invoice", "getfingerprint")
+    # BTC daemon methods with no Electron Cash counterpart (Electrum invoices, BIP32 fingerprints, PSBTs:
+    # Electron Cash signs with hardware wallets through its own partial-transaction format and plugins).
+    UNSUPPORTED_METHODS = ("get_invoice", "getfingerprint", "adjustforhwsign", "finalizepsbt")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -252,7 +251,7 @@ class BCHDaemon(BTCDaemon):
         fields = {
             "address": text,
             "status": int(status),
-            "status_str": STATUS_WORDS.get(int(status), "Unknown"),
+            "status_str": status_str(int(status)),
             "tx_hashes": tx_hashes,
             "sent_amount": self.sent_amount(wallet, text, tx_hashes),
         }
@@ -340,6 +339,10 @@ class BCHDaemon(BTCDaemon):
     async def stop_wallet(self, wallet: Any) -> None:
         await in_thread(wallet.stop_threads)  # saves its state; joins a helper thread
 
+    def normalize_address(self, address: str) -> str:
+        """CashAddr, whichever form (legacy, with or without prefix) the address came in."""
+        return self.parse_address(address).to_ui_string()
+
     def parse_address(self, text: str) -> Any:
         """CashAddr (with or without prefix) or legacy; RPCError -32004 otherwise."""
         try:
@@ -394,12 +397,25 @@ class BCHDaemon(BTCDaemon):
         return sum(value for _, addr, value in tx.outputs() if addr == target)
 
     def format_request(self, wallet: Any, request: dict[str, Any]) -> dict[str, Any]:
-        """Electron Cash's request (its fields, 'amount (BCH)', status word) plus status_str and sent_amount."""
+        """Electron Cash's request (wallet.get_payment_request: id, time, exp, memo, amount in satoshis)
+        with 'amount (BCH)' (the SDK's amount field) and the fields every coin's request has."""
         data = to_json(request)
-        if isinstance(data.get("amount"), int):  # Electron Cash writes 2 BCH as "2."
-            data["amount (BCH)"] = format_amount(data["amount"], self.COIN_DECIMALS)
-        data["status_str"] = data["status"]
-        data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
+        data["amount (BCH)"] = format_amount(data.get("amount") or 0, self.COIN_DECIMALS)
+        tx_hashes = list(data.get("tx_hashes", []))
+        data.update(
+            request_fields(
+                request_id=data.get("id") or data["address"],
+                address=data["address"],
+                uri=data.get("URI") or "",
+                message=data.get("memo") or "",
+                timestamp=data.get("time") or 0,
+                expiry=data.get("exp"),
+                status=data["status"],
+                tx_hashes=tx_hashes,
+                sent_amount=self.sent_amount(wallet, data["address"], tx_hashes),
+                confirmations=data.get("confirmations"),
+            )
+        )
         return data
 
     @rpc(requires_wallet=True)
@@ -407,13 +423,14 @@ class BCHDaemon(BTCDaemon):
         self,
         amount: Decimal | None = None,
         memo: str = "",
-        expiration: int | None = None,
+        expiration: float | None = None,
         force: bool = False,
         wallet: Any = None,
     ) -> Any:
         """Electron Cash's addrequest: a request on the first unused address (a new one with force=true).
 
-        amount in BCH (a decimal string), expiration in seconds (null: never). Returns the request
+        amount in BCH (a decimal string or number), expiration in seconds (null or 0: never; a
+        float is taken and its fraction cut, as the SDK sends minutes times 60). Returns the request
         with its CashAddr address, 'amount (BCH)', URI, status and sent_amount, or false when no
         unused address is left and force is false."""
         amount_given, seconds = self.request_terms(amount, expiration, "expiration")
@@ -421,14 +438,14 @@ class BCHDaemon(BTCDaemon):
         created = await in_thread(commands.addrequest, amount_given or "0", memo, seconds, force)
         if not created:
             return False
-        return self.format_request(wallet, created)
+        return await self.request_by_address(wallet, self.parse_address(created["address"]))
 
     @rpc(requires_wallet=True)
     async def add_request(
         self,
         amount: Decimal | None = None,
         memo: str = "",
-        expiry: int | None = 3600,
+        expiry: float | None = 3600,
         force: bool = False,
         wallet: Any = None,
     ) -> Any:
@@ -437,12 +454,15 @@ class BCHDaemon(BTCDaemon):
 
     @rpc(requires_wallet=True, aliases=("getrequest",))
     async def get_request(self, key: str, wallet: Any = None) -> dict[str, Any]:
-        """A payment request by its address (CashAddr or legacy), with its status and sent_amount."""
-        address = self.parse_address(key)
-        if await in_thread(wallet.get_payment_request, address, self.electrum_config) is None:
+        """A payment request by its address (CashAddr or legacy) or its request_id, with its status and sent_amount."""
+        found = next((a for a, r in list(wallet.receive_requests.items()) if r.get("id") == key), None)
+        return await self.request_by_address(wallet, found if found is not None else self.parse_address(key))
+
+    async def request_by_address(self, wallet: Any, address: Any) -> dict[str, Any]:
+        request = await in_thread(wallet.get_payment_request, address, self.electrum_config)
+        if request is None:
             raise RPCError(REQUEST_NOT_FOUND, "Request not found")
-        commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
-        return self.format_request(wallet, await in_thread(commands.getrequest, address.to_ui_string()))
+        return self.format_request(wallet, request)
 
     # -- addresses, transactions and fees -------------------------------------------------------
 
@@ -462,7 +482,7 @@ class BCHDaemon(BTCDaemon):
                 tx = self.electrum.transaction.Transaction(raw_tx)
                 tx.deserialize()
         except Exception as exc:
-            raise RPCError(INVALID_TX, f"failed to recognize transaction encoding: {exc}") from exc
+            raise RPCError(INVALID_TRANSACTION, f"failed to recognize transaction encoding: {exc}") from exc
         return tx
 
     @staticmethod

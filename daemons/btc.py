@@ -37,6 +37,7 @@ from .btc_network import NetworkMixin
 from .btc_requests import RequestsMixin
 from .btc_transactions import TransactionsMixin
 from .btc_wallets import WalletsMixin
+from .merchant_compat import NoContractsMixin
 from .settings import SettingsError, parse_positive_float
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class BTCDaemon(
     CommandsMixin,
     NetworkMixin,
     ElectrumErrorsMixin,
+    NoContractsMixin,
     BaseDaemon,
 ):
     """Bitcoin on Electrum: every Electrum command plus the daemon methods the bitcart SDK calls.

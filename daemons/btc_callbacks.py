@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .payment_requests import status_str
+
 TX_HEIGHT_LOCAL = -2  # Electrum's height of a transaction no server lists
 
 
@@ -142,7 +144,7 @@ class CallbacksMixin:
         return {
             "address": address,
             "status": status,
-            "status_str": request.get_status_str(status),
+            "status_str": status_str(status),
             "tx_hashes": tx_hashes,
             "sent_amount": self.sent_amount(wallet, address, tx_hashes),
         }

@@ -14,6 +14,36 @@ from .rpc import RPCMethod
 AMOUNT_PARAMS = frozenset({"amount", "fee", "push_amount"})
 FEE_RATE_PARAMS = frozenset({"feerate", "new_fee_rate"})
 EXPIRY_PARAMS = frozenset({"expiration"})
+# Wallet methods whose answer depends on the wallet's history (Electrum's and Electron Cash's names, and the
+# daemon's own): right after a wallet (re)loads they wait until it has caught up with the server, or a
+# request paid while the daemon was down would read "Unpaid" and payto would spend coins already spent.
+HISTORY_METHODS = frozenset(
+    {
+        "add_request",
+        "addrequest",
+        "addtransaction",
+        "bumpfee",
+        "get_invoice",
+        "get_request",
+        "getaddressbalance_wallet",
+        "getbalance",
+        "getrequest",
+        "getunusedaddress",
+        "history",
+        "list_invoices",
+        "list_requests",
+        "listaddresses",
+        "listrequests",
+        "listunspent",
+        "onchain_history",
+        "payto",
+        "paytomany",
+        "removelocaltx",
+        "get_used_fee",
+    }
+)
+
+UNSIGNED_ON_WATCH_ONLY = frozenset({"payto", "paytomany"})
 
 
 class CommandsMixin:
@@ -21,7 +51,8 @@ class CommandsMixin:
 
     async def call(self, method: RPCMethod, bound: Any) -> Any:
         wallet = bound.arguments.get("wallet")
-        if method.requires_network and wallet is not None:
+        online = self.network is not None  # offline, the stored history is all there is
+        if wallet is not None and (method.requires_network or (online and method.name in HISTORY_METHODS)):
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
         if self.dynamic_methods.get(method.name) is method:
             self.check_command_arguments(method.name, wallet, bound.arguments)
@@ -78,10 +109,14 @@ class CommandsMixin:
         return amount_text(parse_amount(param, value, self.COIN_DECIMALS, self.COIN_SUPPLY))
 
     def check_can_sign(self, name: str, wallet: Any, arguments: dict[str, Any]) -> None:
-        """Electrum's private-key commands fail on a watch-only wallet with a TypeError: say why instead."""
+        """Electrum's private-key commands fail on a watch-only wallet with a TypeError: say why instead.
+
+        payto and paytomany are no such command: on a watch-only wallet Electrum returns the unsigned
+        PSBT, which is how bitcart's merchant server pays out from a hardware wallet's xpub."""
         command = self.electrum.commands.known_commands[name]
         watch_only = wallet is not None and wallet.is_watching_only()
-        if command.requires_password and watch_only and not arguments.get("unsigned"):
+        unsigned = arguments.get("unsigned") or name in UNSIGNED_ON_WATCH_ONLY
+        if command.requires_password and watch_only and not unsigned:
             raise RPCError(WATCH_ONLY, f"{name} needs private keys and this is a watch-only wallet")
 
     def commands_ready(self) -> bool:

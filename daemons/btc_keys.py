@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from .btc_errors import ADDRESS_INVALID
 from .jsonrpc import INVALID_PARAMS, WALLET_LOAD_FAILED, RPCError
 from .rpc import rpc
 
@@ -83,6 +84,13 @@ class KeysMixin:
         known = sorted(self.electrum.constants.net.XPUB_HEADERS)
         if xtype not in known:
             raise RPCError(INVALID_PARAMS, f"'xtype' must be one of {', '.join(known)}")
+
+    def normalize_address(self, address: str) -> str:
+        """An address of this network as is (normalizeaddress); anything else is the invalid-address error."""
+        text = address.strip() if isinstance(address, str) else ""
+        if not text or not self.electrum.bitcoin.is_address(text):
+            raise RPCError(ADDRESS_INVALID, f"Invalid address: {address}")
+        return text
 
     @rpc
     async def validatekey(self, key: str) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from .btc_amounts import amount_text, check_expiry, format_amount, parse_amount
 from .btc_errors import INVOICE_NOT_FOUND, REQUEST_NOT_FOUND
 from .jsonrpc import INVALID_PARAMS, RPCError
+from .payment_requests import request_fields
 from .rpc import rpc
 
 PR_UNPAID, PR_UNCONFIRMED = 0, 7  # Electrum's (and Electron Cash's) request statuses
@@ -53,12 +54,25 @@ class RequestsMixin:
         return matching[-1] if matching else None
 
     def format_request(self, wallet: Any, request: Any) -> dict[str, Any]:
+        """Electrum's export (amount_BTC, amount_sat, ...) with the fields every coin's request has."""
         data = wallet.export_request(request)
         amount = request.get_amount_sat()
         if isinstance(amount, int):  # Electrum's format_satoshis writes 0 as "0."
             data["amount_BTC"] = format_amount(amount, self.COIN_DECIMALS)
-        data["expiry"] = request.exp
-        data["sent_amount"] = self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", []))
+        data.update(
+            request_fields(
+                request_id=data["request_id"],
+                address=data.get("address") or "",
+                uri=data.get("URI") or "",
+                message=data.get("message") or "",
+                timestamp=data["timestamp"],
+                expiry=request.exp,
+                status=data["status"],
+                tx_hashes=data.get("tx_hashes", []),
+                sent_amount=self.sent_amount(wallet, data.get("address"), data.get("tx_hashes", [])),
+                confirmations=data.get("confirmations"),  # Electrum's: the least confirmed tx of a payment
+            )
+        )
         return data
 
     def request_terms(self, amount: Any, expiry: Any, expiry_name: str) -> tuple[str | None, int | None]:

@@ -6,7 +6,7 @@ import string
 from typing import Any
 
 from .btc_amounts import format_amount
-from .btc_errors import TX_HASH_INVALID, TX_NOT_FOUND
+from .btc_errors import INVALID_TRANSACTION, TX_HASH_INVALID, TX_NOT_FOUND
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
 
@@ -34,6 +34,45 @@ class TransactionsMixin:
     async def get_tx_hash(self, raw_tx: str) -> str | None:
         """The txid of a raw transaction."""
         return self.parse_tx(raw_tx).txid()
+
+    def parse_psbt(self, psbt: str) -> Any:
+        """A partially signed transaction (PSBT, base64 or hex); anything else is the invalid-transaction error."""
+        try:
+            tx = self.parse_tx(psbt)
+        except Exception as exc:
+            raise RPCError(
+                INVALID_TRANSACTION, f"failed to recognize transaction encoding: {self.exception_message(exc)}"
+            ) from exc
+        if not isinstance(tx, self.electrum.transaction.PartialTransaction):
+            raise RPCError(INVALID_TRANSACTION, "failed to recognize transaction encoding: expected a PSBT")
+        return tx
+
+    @rpc(requires_wallet=True)
+    async def adjustforhwsign(self, tx: str, fingerprint: str, derivation: str, wallet: Any = None) -> str:
+        """The wallet's PSBT with the full key origins a hardware signer matches its keys by.
+
+        A watch-only wallet restored from an account xpub does not know where that xpub sits below its
+        root; the caller, who knows the device, gives the root ``fingerprint`` (8 hex digits) and the
+        account's ``derivation`` (such as m/84h/1h/0h), which the wallet keeps from then on."""
+        try:
+            wallet.keystore.add_key_origin(derivation_prefix=derivation, root_fingerprint=fingerprint.lower())
+        except Exception as exc:  # Electrum says why: not 8 hex digits, a bad path, or not this xpub's origin
+            raise RPCError(INVALID_PARAMS, f"Invalid key origin for this wallet: {exc}") from exc
+        partial = self.parse_psbt(tx)
+        partial.add_info_from_wallet(wallet)
+        partial.prepare_for_export_for_hardware_device(wallet)
+        return str(partial)
+
+    @rpc(requires_wallet=True)
+    async def finalizepsbt(self, psbt: str, wallet: Any = None) -> str:
+        """The network transaction (hex) of a PSBT whose signatures are all there, such as a hardware signer's."""
+        partial = self.parse_psbt(psbt)
+        partial.add_info_from_wallet(wallet)
+        partial.finalize_psbt()
+        if not partial.is_complete():
+            have, need = partial.signature_count()
+            raise RPCError(INVALID_TRANSACTION, f"Cannot finalize a partially signed transaction: {have} of {need} signatures")
+        return partial.serialize_to_network()
 
     @rpc
     async def get_default_fee(self, tx: str | int) -> str | None:

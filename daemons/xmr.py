@@ -31,6 +31,7 @@ from typing import Any
 
 from .base import BaseDaemon, RPCMethod, rpc
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
+from .merchant_compat import NoContractsMixin
 from .metrics import Metric, gauge, state_gauge
 from .settings import SettingsError, parse_bool, parse_positive_float, parse_positive_int
 from .urls import parse_backend_url
@@ -78,7 +79,7 @@ def monerod_syncing(info: dict[str, Any]) -> bool:
     return info.get("synchronized") is False or bool(info.get("busy_syncing")) or behind
 
 
-class XMRDaemon(BaseDaemon):
+class XMRDaemon(NoContractsMixin, BaseDaemon):
     name = "XMR"
     DEFAULT_PORT = 5011
     DEFAULT_CONFIRMATIONS = 10  # Monero's own spendable age: outputs this deep can no longer be reorganised away
@@ -321,7 +322,7 @@ class XMRDaemon(BaseDaemon):
             now(), int(seconds) if seconds else None, self.chain_height,
         )  # fmt: skip
         self.requests.add(request)
-        return request.export()
+        return request.export(self.chain_height)
 
     async def _new_subaddress(self, wallet: XMRWallet, label: str) -> dict[str, Any]:
         """A subaddress no request has used, saved in the wallet file at once.
@@ -352,7 +353,7 @@ class XMRDaemon(BaseDaemon):
     @rpc(requires_wallet=True)
     async def get_request(self, wallet: XMRWallet, key: str) -> dict:
         """A request by its id or its subaddress."""
-        return self._request(wallet, key).export()
+        return self._request(wallet, key).export(self.chain_height)
 
     @rpc(requires_wallet=True)
     async def list_requests(
@@ -360,7 +361,7 @@ class XMRDaemon(BaseDaemon):
     ) -> list:
         """All requests of the wallet, or only those with the chosen statuses."""
         wanted = {s for s, on in ((0, pending), (7, pending), (1, expired), (3, paid)) if on}
-        return [r.export() for r in self.requests.list(wallet.key) if not wanted or r.status in wanted]
+        return [r.export(self.chain_height) for r in self.requests.list(wallet.key) if not wanted or r.status in wanted]
 
     @rpc(requires_wallet=True)
     async def clear_requests(self, wallet: XMRWallet) -> bool:
@@ -428,6 +429,14 @@ class XMRDaemon(BaseDaemon):
         view_key = secret if view_only else str(self.lib.Seed(secret).secret_view_key())
         offline = self.lib.Wallet(self.lib.OfflineWallet(wallet.address, view_key=view_key))
         return str(offline.get_address(major, minor))
+
+    def normalize_address(self, address: str) -> str:
+        """The address as given, once the monero library took it for one of this network."""
+        try:
+            parse_address(self.lib, address, self.settings.network)
+        except ValueError as exc:
+            raise RPCError(-32013, str(exc)) from None
+        return address.strip()
 
     @rpc
     async def validateaddress(self, address: str) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .xmr_client import MoneroError, MoneroRPC
-from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, now
+from .xmr_requests import PaymentRequest, RequestStore, Transfer, evaluate, mined_height, now
 from .xmr_wallet import WalletTable, XMRWallet
 from .xmr_walletrpc import WalletRPCs
 
@@ -51,8 +51,13 @@ class Reporter:
 
     async def update_request(self, request: PaymentRequest, transfers: list[Transfer]) -> None:
         status, sent, hashes = evaluate(request, transfers, self.confirmations, now())
+        height = mined_height(request, transfers)
         if (status, sent, hashes) == (request.status, request.sent, request.tx_hashes):
+            if height != request.mined_height:  # only the block its confirmations count from moved: no event
+                request.mined_height = height
+                self.requests.update(request)
             return
+        request.mined_height = height
         request.status, request.sent, request.tx_hashes = status, sent, hashes
         await self.emit("new_payment", request.payment_event(), request.wallet, lambda: self.requests.update(request))
 
@@ -163,3 +168,4 @@ class Poller:
         for request in pending:
             await self.reporter.update_request(request, transfers)
         wallet.scan_from = max(wallet.scan_from, self.chain_height - REORG_MARGIN)
+

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .payment_requests import PR_EXPIRED, PR_PAID, PR_UNCONFIRMED, PR_UNPAID, request_fields, status_str
+
 PICONERO = Decimal(10) ** 12
-PR_UNPAID, PR_EXPIRED, PR_PAID, PR_UNCONFIRMED = 0, 1, 3, 7
-STATUS_STR = {PR_UNPAID: "Unpaid", PR_EXPIRED: "Expired", PR_PAID: "Paid", PR_UNCONFIRMED: "Unconfirmed"}
 FINAL = (PR_PAID,)
 
 SCHEMA = """
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS xmr_requests (
     status INTEGER NOT NULL,
     sent INTEGER NOT NULL,
     tx_hashes TEXT NOT NULL,
+    mined_height INTEGER,
     PRIMARY KEY (wallet, id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS xmr_requests_address ON xmr_requests (wallet, address);
@@ -120,39 +121,39 @@ class PaymentRequest:
     status: int = PR_UNPAID
     sent: int = 0
     tx_hashes: list[str] = field(default_factory=list)
+    mined_height: int | None = None  # the newest block of its transfers once none is in the pool
 
     def expired_at(self, now: float) -> bool:
         return bool(self.expiration) and now >= self.created + (self.expiration or 0)
 
-    def status_str(self) -> str:
-        if self.status == PR_UNPAID and self.sent > 0:
-            return "Underpaid"
-        return STATUS_STR[self.status]
+    def confirmations(self, chain_height: int) -> int:
+        """Those of the least confirmed transfer (wallet-rpc counts a tx in the newest block as 1)."""
+        return max(chain_height - self.mined_height, 0) if self.mined_height else 0
 
-    def export(self, uri_scheme: str = "monero") -> dict[str, Any]:
-        """The request as clients see it (Electrum's field names, 12-decimal amounts)."""
+    def export(self, chain_height: int, uri_scheme: str = "monero") -> dict[str, Any]:
+        """The request as clients see it: every coin's request fields plus Monero's own (12-decimal amounts)."""
         amount = from_atomic(self.amount) if self.amount is not None else "0"
         uri = f"{uri_scheme}:{self.address}" + (f"?tx_amount={amount}" if self.amount else "")
         return {
+            **request_fields(
+                request_id=self.id,
+                address=self.address,
+                uri=uri,
+                message=self.memo,
+                timestamp=self.created,
+                expiry=self.expiration,
+                status=self.status,
+                tx_hashes=self.tx_hashes,
+                sent_amount=from_atomic(self.sent),
+                confirmations=self.confirmations(chain_height),
+            ),
             "id": self.id,
-            "request_id": self.id,
-            "is_lightning": False,
-            "address": self.address,
             "subaddress_index": [self.major, self.minor],
             "amount_XMR": amount,
             "amount_atomic": self.amount or 0,
-            "message": self.memo,
             "memo": self.memo,
-            "timestamp": self.created,
             "time": self.created,
-            "expiration": self.expiration or 0,
-            "expiry": self.expiration or 0,
             "height": self.height,
-            "status": self.status,
-            "status_str": self.status_str(),
-            "sent_amount": from_atomic(self.sent),
-            "tx_hashes": list(self.tx_hashes),
-            "URI": uri,
         }
 
     def payment_event(self) -> dict[str, Any]:
@@ -160,7 +161,7 @@ class PaymentRequest:
             "address": self.address,
             "request_id": self.id,
             "status": self.status,
-            "status_str": self.status_str(),
+            "status_str": status_str(self.status),
             "tx_hashes": list(self.tx_hashes),
             "sent_amount": from_atomic(self.sent),
         }
@@ -193,6 +194,14 @@ def evaluate(
     return status, sent, hashes
 
 
+def mined_height(request: PaymentRequest, transfers: list[Transfer]) -> int | None:
+    """The newest block holding a transfer to the request, or None while one is in the pool (or none came)."""
+    mine = [t for t in transfers if t.major == request.major and t.minor == request.minor]
+    if not mine or any(t.in_pool or t.height <= 0 for t in mine):
+        return None
+    return max(t.height for t in mine)
+
+
 class RequestStore:
     """The ``xmr_requests`` table of the daemon's state database."""
 
@@ -201,6 +210,9 @@ class RequestStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(xmr_requests)")}
+        if "mined_height" not in columns:  # a table made before requests carried confirmations
+            db.execute("ALTER TABLE xmr_requests ADD COLUMN mined_height INTEGER")
 
     def _row(self, row: tuple[Any, ...]) -> PaymentRequest:
         values = dict(zip(self.COLUMNS, row, strict=True))
@@ -243,9 +255,13 @@ class RequestStore:
 
     def update(self, request: PaymentRequest) -> None:
         self.db.execute(
-            "UPDATE xmr_requests SET status = ?, sent = ?, tx_hashes = ? WHERE wallet = ? AND id = ?",
-            (request.status, request.sent, json.dumps(request.tx_hashes), request.wallet, request.id),
+            "UPDATE xmr_requests SET status = ?, sent = ?, tx_hashes = ?, mined_height = ? WHERE wallet = ? AND id = ?",
+            (*(request.status, request.sent, json.dumps(request.tx_hashes)), request.mined_height, *self.key(request)),
         )
+
+    @staticmethod
+    def key(request: PaymentRequest) -> tuple[str, str]:
+        return request.wallet, request.id
 
     def clear(self, wallet: str) -> int:
         return self.db.execute("DELETE FROM xmr_requests WHERE wallet = ?", (wallet,)).rowcount

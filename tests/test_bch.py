@@ -85,7 +85,7 @@ async def test_add_request_and_get_request_through_the_bitcart_sdk():
             address = created["address"]
             assert is_cashaddr(address)
             assert str(created["amount (BCH)"]) == "0.5" and created["amount"] == 50_000_000
-            assert (created["memo"], created["exp"], created["status"]) == ("coffee", 1200, "Pending")
+            assert (created["memo"], created["exp"], created["status"]) == ("coffee", 1200, 0)
             assert created["URI"] == f"bchreg:{address}?amount=0.5" and created["sent_amount"] == "0"
             fetched = await coin.get_request(address)
             assert fetched["address"] == address and fetched["id"] == created["id"]
@@ -141,7 +141,7 @@ async def test_requests_survive_a_restart_and_diskless_wallets_leave_no_file(tmp
     assert len(files) == 1
     async with running_daemon(BCHDaemon, OFFLINE, data_path=tmp_path) as d:
         request = await d.call("get_request", address, xpub=XPUB)
-        assert (request["memo"], request["amount (BCH)"], request["status"]) == ("rent", "1.25", "Pending")
+        assert (request["memo"], request["amount (BCH)"], request["status"]) == ("rent", "1.25", 0)
         assert await d.call("listrequests", xpub={"xpub": SEED, "diskless": True}) == []
 
 

@@ -151,7 +151,7 @@ async def test_bitcart_sdk_runs_the_same_flow(monero_chain: Chain) -> None:
         socket = asyncio.ensure_future(shop.start_websocket(auto_reconnect=False))
         try:
             invoice = await shop.add_request(Decimal("0.75"), "sdk order", expire=15)
-            assert invoice["amount_XMR"] == Decimal("0.75") and invoice["expiration"] == 900
+            assert invoice["amount_XMR"] == Decimal("0.75") and invoice["expiry"] == 900
             txid = await customer.pay_to(invoice["address"], Decimal("0.75"))
             await until(lambda: any(s[1] == 7 for s in seen))
             await monero_chain.mine_async(2)
@@ -192,7 +192,7 @@ async def test_underpaid_overpaid_partial_and_expired_requests(monero_chain: Cha
             )
             short = await events.until(payment(partial["address"], 0))
             assert (short["status_str"], short["sent_amount"], short["tx_hashes"]) == (
-                "Underpaid",
+                "Unpaid",
                 "0.300000000000",
                 [first],
             )
@@ -214,7 +214,7 @@ async def test_underpaid_overpaid_partial_and_expired_requests(monero_chain: Cha
         assert [e["status"] for e in events.payments(partial["address"])] == [0, 7, 3]
         assert [e["status_str"] for e in events.payments(expiring["address"])] == ["Expired"]
         final = {r["memo"]: r for r in await d.call("list_requests", xpub=view.view_only)}
-        assert (final["under"]["status"], final["under"]["status_str"]) == (0, "Underpaid")
+        assert (final["under"]["status"], final["under"]["status_str"]) == (0, "Unpaid")
         assert (final["over"]["status"], final["over"]["sent_amount"]) == (3, "1.600000000000")
         assert final["partial"]["status"] == 3 and final["late"]["status"] == 1
         assert [r["memo"] for r in await d.call("list_requests", expired=True, xpub=view.view_only)] == ["late"]

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemons.jsonrpc import RPCError
+from daemons.payment_requests import REQUEST_FIELDS
 from daemons.settings import SettingsError
 from daemons.xmr import XMRDaemon
 from daemons.xmr_client import MoneroRPC, MoneroUnavailable
@@ -23,11 +24,13 @@ from daemons.xmr_requests import (
     PR_PAID,
     PR_UNCONFIRMED,
     PR_UNPAID,
+    SCHEMA,
     PaymentRequest,
     RequestStore,
     Transfer,
     evaluate,
     from_atomic,
+    mined_height,
     to_atomic,
 )
 from tests.monero_fixtures import Keys, free_port
@@ -84,8 +87,35 @@ def test_expiry_any_amount_and_final_paid() -> None:
     assert evaluate(request(expiration=60), [transfer(XMR, 2)], 2, now=2000)[0] == PR_PAID
     assert evaluate(request(amount=None), [transfer(1, 2)], 2, now=1500)[0] == PR_PAID
     assert evaluate(request(status=PR_PAID), [], 2, now=1500)[0] == PR_PAID  # a reorg never "unpays"
-    assert request().status_str() == "Unpaid"
-    assert PaymentRequest("w", "r", "a", 0, 1, XMR, "", 0, None, 0, sent=1).status_str() == "Underpaid"
+
+
+def test_export_has_every_coins_fields_with_one_status_text_and_confirmations() -> None:
+    underpaid = PaymentRequest("w", "r", "a", 0, 1, XMR, "", 1000, 60, 0, sent=1)
+    data = underpaid.export(chain_height=50)
+    assert set(REQUEST_FIELDS) <= data.keys()
+    # the text is the code's, as on BTC and BCH: an underpaid request shows through its sent_amount
+    assert (data["status"], data["status_str"], data["sent_amount"]) == (0, "Unpaid", "0.000000000001")
+    assert (data["expiry"], data["expiration"], data["confirmations"]) == (60, 1060, 0)
+    mined = [Transfer("a", XMR // 2, 3, 0, 5, False, 40), Transfer("b", XMR // 2, 3, 0, 2, False, 43)]
+    paid = request()
+    paid.mined_height = mined_height(paid, mined)
+    assert paid.mined_height == 43  # the least confirmed transfer counts
+    assert paid.export(chain_height=45)["confirmations"] == 2  # wallet-rpc: height 43 of a 45-block chain
+    assert mined_height(paid, [*mined, transfer(1)]) is None  # one still in the pool: unconfirmed
+    assert mined_height(paid, []) is None
+
+
+def test_request_table_gains_mined_height_on_an_old_database() -> None:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    old_schema = SCHEMA.replace("    mined_height INTEGER,\n", "")
+    assert old_schema != SCHEMA
+    db.executescript(old_schema)
+    store = RequestStore(db)
+    stored = request()
+    store.add(stored)
+    stored.mined_height = 7
+    store.update(stored)
+    assert store.get("w", "r1").mined_height == 7
 
 
 def test_request_table() -> None:
