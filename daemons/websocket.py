@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from .events import Event, EventStore
-from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, RPCError, WalletIdentity, dumps, parse_identity
+from .jsonrpc import INVALID_REQUEST, PARSE_ERROR, RPCError, WalletIdentity, dumps, error_response, parse_identity
+from .ws_resume import ResumeRegistry, client_id_of
 
 logger = logging.getLogger(__name__)
 CATCH_UP_PAGE = 200
@@ -185,6 +186,7 @@ class Hub:
         self.send_timeout = send_timeout
         self.close_timeout = CLOSE_TIMEOUT
         self.clients: set[WSClient] = set()
+        self.resume = ResumeRegistry(store.db)
 
     def frame(self, updates: list[str], wallet: str | None) -> str:
         """The message text around already-encoded events (each event is encoded once)."""
@@ -195,13 +197,21 @@ class Hub:
             client.push(event)
 
     async def close_all(self) -> None:
+        await self.resume.stop()  # named sockets' cursors saved before they close
         closing = [client.close(WSCloseCode.GOING_AWAY, b"daemon shutting down") for client in list(self.clients)]
         await asyncio.gather(*closing)
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            client_id = client_id_of(request)
+        except RPCError as error:
+            return web.json_response(error_response(None, error), status=400)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
-        client = WSClient(ws, self, cursor=self.store.last_id(), transport=request.transport)
+        newest = self.store.last_id()
+        client = WSClient(ws, self, cursor=newest, transport=request.transport)
+        if client_id is not None:
+            await self.resume.attach(client, client_id, newest)
         self.clients.add(client)
         client.task = asyncio.create_task(client.run())
         try:
@@ -210,6 +220,7 @@ class Hub:
                     await self.on_message(client, message.data)
         finally:
             self.clients.discard(client)
+            self.resume.detach(client)
             client.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await client.task
@@ -250,4 +261,5 @@ class Hub:
             client.rescope({self.wallet_key(identity) for identity in identities})
         if since is not None:
             client.replay_since(since)
+        self.resume.save(client)  # a named socket resumes with this scope
         return identities
