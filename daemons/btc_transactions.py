@@ -71,7 +71,8 @@ class TransactionsMixin:
         partial.finalize_psbt()
         if not partial.is_complete():
             have, need = partial.signature_count()
-            raise RPCError(INVALID_TRANSACTION, f"Cannot finalize a partially signed transaction: {have} of {need} signatures")
+            message = f"Cannot finalize a partially signed transaction: {have} of {need} signatures"
+            raise RPCError(INVALID_TRANSACTION, message)
         return partial.serialize_to_network()
 
     @rpc

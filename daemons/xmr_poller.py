@@ -168,4 +168,3 @@ class Poller:
         for request in pending:
             await self.reporter.update_request(request, transfers)
         wallet.scan_from = max(wallet.scan_from, self.chain_height - REORG_MARGIN)
-
