@@ -30,6 +30,7 @@ from bitcart.errors import errors as sdk_errors
 
 from daemons.bch import BCHDaemon
 from daemons.jsonrpc import RPCError
+from daemons.payment_requests import REQUEST_FIELDS
 from regtest.stack import RegtestStack, electrumx_python
 from tests.support import running_daemon
 
@@ -203,7 +204,7 @@ async def test_what_the_wallet_file_holds_and_was_never_reported_is_reported_onc
             events = [e for e in await d.call("get_updates", xpub=XPUB, since=0) if e["event"] != "new_block"]
             # Electron Cash counts a request paid from the address's server history only, which a local
             # transaction is not in: the request stays Pending, so a transaction event is all there is.
-            assert (await d.call("get_request", address, xpub=XPUB))["status"] == "Pending"
+            assert (await d.call("get_request", address, xpub=XPUB))["status"] == 0
             assert [(e["event"], e["tx"]) for e in events] == [("new_transaction", txid)]
 
 
@@ -276,7 +277,8 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
         paid = await pushed.wait("new_payment", status=3)
         assert (paid["status_str"], paid["sent_amount"]) == ("Paid", "1.5")
         done = await d.call("get_request", request["address"], xpub=XPUB)
-        assert (done["status"], done["sent_amount"], done["tx_hashes"]) == ("Paid", "1.5", [txid])
+        assert (done["status"], done["sent_amount"], done["tx_hashes"]) == (3, "1.5", [txid])
+        assert (done["status_str"], done["confirmations"]) == ("Paid", 1)
         assert (await d.call("get_transaction", txid, xpub=XPUB))["confirmations"] == 1
         events = await d.call("get_updates", xpub=XPUB, since=0)
     names = [e["event"] for e in events]
@@ -328,7 +330,7 @@ async def test_events_lost_before_they_were_stored_are_reported_once_when_the_wa
         await bch_stack.amine(1, BURN)
         height = await bch_stack.arpc("getblockcount")
         async with asyncio.timeout(90):
-            while (await d.call("get_request", request["address"], xpub=watcher))["status"] != "Paid":
+            while (await d.call("get_request", request["address"], xpub=watcher))["status"] != 3:
                 await asyncio.sleep(0.1)
         del d.daemon.store.append
         assert [e for e in await d.call("get_updates", xpub=watcher, since=0) if e["event"] != "new_block"] == []
@@ -339,3 +341,60 @@ async def test_events_lost_before_they_were_stored_are_reported_once_when_the_wa
             assert [(e["tx"], e["height"]) for e in events if e["event"] == "verified_tx"] == [(txid, height)]
             payments = [e for e in events if e["event"] == "new_payment"]
             assert [(p["status"], p["tx_hashes"], p["sent_amount"]) for p in payments] == [(3, [txid], "0.7")]
+
+
+async def test_sdk_requests_errors_and_merchant_calls_read_as_on_every_coin():
+    """Issue 13 on BCH: request fields and one status text, the SDK's float expiry, error names, merchant calls."""
+    async with running_daemon(BCHDaemon, OFFLINE) as d:
+        coin = BCH(rpc_url=d.url, xpub=XPUB)
+        try:
+            for amount, expire in ((Decimal("0.5"), 15), (0.25, 0.5), ("0.125", 15.0), (1, 20)):
+                created = await coin.add_request(amount, "order", expire=expire)  # expiration=30.0 etc.: a float
+                assert set(REQUEST_FIELDS) <= created.keys()
+                assert created["amount (BCH)"] == Decimal(str(amount)) and created["expiry"] == int(60 * expire)
+                assert (created["status"], created["status_str"], created["confirmations"]) == (0, "Unpaid", 0)
+                assert created["expiration"] == created["timestamp"] + created["expiry"]
+                by_id = await d.call("get_request", created["request_id"], xpub=XPUB)
+                assert by_id["address"] == created["address"]
+            address = created["address"]
+            assert await coin.server.normalizeaddress(legacy(address)) == address
+            assert (await coin.server.get_tokens(), await coin.server.getabi()) == ({}, [])
+            assert await coin.server.validatecontract(address) is False
+            assert await coin.server.setrequestaddress(created["request_id"], address) is False
+            with pytest.raises(sdk_errors.InvalidAddressError):
+                await coin.server.normalizeaddress("nonsense")
+            with pytest.raises(sdk_errors.MethodNotFoundError):  # Electron Cash has no PSBT
+                await coin.server.finalizepsbt("cHNidP8=")
+        finally:
+            await coin.server.session.close()
+        anonymous = BCH(rpc_url=d.url)
+        try:
+            with pytest.raises(sdk_errors.WalletNotLoadedError):
+                await anonymous.server.getbalance()
+        finally:
+            await anonymous.server.session.close()
+
+
+async def test_request_paid_while_the_daemon_was_down_reads_paid_and_payto_spends_no_spent_coin(
+    bch_stack: RegtestStack, tmp_path: Path
+):
+    """Issue 13 item 4: right after a restart, history-dependent methods wait for the wallet to catch up."""
+    from electroncash import keystore, networks
+    from electroncash.address import Address
+    from electroncash.mnemonic import Mnemonic_Electrum
+
+    networks.set_regtest()
+    funder = Mnemonic_Electrum("en").make_seed()
+    await fund(bch_stack, Address.from_pubkey(keystore.from_seed(funder, None).derive_pubkey(False, 0)).to_ui_string())
+    env = {"NETWORK": "regtest", "SERVER": bch_stack.electrum_server, "ONESERVER": "true", "SYNC_TIMEOUT": "90"}
+    async with running_daemon(BCHDaemon, env, data_path=tmp_path) as d:
+        request = await d.call("add_request", "1.5", "paid while down", xpub=XPUB)
+        unsent = await d.call("payto", request["address"], "1.5", xpub=funder)  # signed, not broadcast
+    await bch_stack.arpc("sendrawtransaction", unsent["hex"])
+    await bch_stack.amine(1, BURN)
+    async with running_daemon(BCHDaemon, env, data_path=tmp_path) as d:
+        paid = await d.call("get_request", request["address"], xpub=XPUB)  # the wallet loads from its file here
+        assert (paid["status"], paid["status_str"], paid["confirmations"], paid["sent_amount"]) == (3, "Paid", 1, "1.5")
+        # from the change, not the coin spent while the daemon was down (the node would refuse that)
+        again = await d.call("payto", legacy(request["address"]), "1", xpub=funder)
+        assert len(await bch_stack.arpc("sendrawtransaction", again["hex"])) == 64
