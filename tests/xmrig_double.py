@@ -39,7 +39,7 @@ from tests/xmrig_double_http.py.
 
 Test controls: ``set_hashrate``, ``add_share``, ``set_pool_online``, ``hang``, ``set_http``,
 ``abort_on_http_restart`` (the miner dies instead of restarting its HTTP server, as a real 6.26.0
-without a config file did in most http changes made through the daemon),
+without a config file did in 6 of 13 http changes made through the daemon),
 ``backends_malformed`` (old versions only), ``config_file`` (started with ``-c``).
 """
 
@@ -227,7 +227,7 @@ class XMRigDouble:
         self._unhang = asyncio.Event()
         self._server: WireServer | None = None
         self._restart: asyncio.Future[None] | None = None
-        # Real 6.26.0 without a config file aborted (SIGABRT) in 5 of 7 http changes made through the daemon.
+        # Real 6.26.0 without a config file died (SIGABRT) in 6 of 13 http changes made through the daemon.
         self.abort_on_http_restart = False
         self._login()
 
