@@ -89,7 +89,7 @@ if [ ! -x "$WORK/compose-venv/bin/podman-compose" ]; then
   "$WORK/compose-venv/bin/pip" install -q podman-compose
 fi
 compose() { "$WORK/compose-venv/bin/podman-compose" -p "$PROJECT" "$@"; }
-compose version | tail -n1
+compose version 2>/dev/null | grep -i version
 
 # Settings the way an operator gives them: one env file (conf/.env normally; a scratch one here, so a
 # developer's own conf/.env is left alone). Ports: free ones on the host's loopback.

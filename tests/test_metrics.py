@@ -172,3 +172,15 @@ async def eventually(d: DaemonClient, name: str, state: str, expected: float, li
         if loop.time() > deadline:
             raise AssertionError(f"{name}{{state={state}}} never reached {expected}")
         await asyncio.sleep(0.1)
+
+
+async def test_requests_aiohttp_cannot_parse_are_counted_too(daemon):
+    """They never reach a route or middleware: aiohttp's access-log hook still sees their 400."""
+    host, port = daemon.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    await writer.drain()
+    assert (await reader.read(100)).startswith(b"HTTP/1.0 400")
+    writer.close()
+    samples = await scrape(daemon)
+    assert value(samples, "coin_daemon_http_requests_total", path="/", status="400") == 1
