@@ -181,8 +181,7 @@ class BCHDaemon(BTCDaemon):
         )
 
     async def stop_backend(self) -> None:
-        for key in list(self.wallets):
-            await self.forget_wallet(key)
+        await self.forget_all_wallets()
         if self.network is not None:
             self.unregister_callbacks()
             await asyncio.to_thread(self.stop_network, self.network)
@@ -435,10 +434,23 @@ class BCHDaemon(BTCDaemon):
         unused address is left and force is false."""
         amount_given, seconds = self.request_terms(amount, expiration, "expiration")
         commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
-        created = await in_thread(commands.addrequest, amount_given or "0", memo, seconds, force)
+        before = dict(wallet.receive_requests)
+        try:
+            created = await in_thread(commands.addrequest, amount_given or "0", memo, seconds, force)
+        except Exception:
+            # Electron Cash keeps the request in memory when saving it fails (a full disk): listed now, gone
+            # after a restart. Put the requests back as they were, so a failed call leaves nothing behind.
+            await in_thread(self._restore_requests, wallet, before)
+            raise
         if not created:
             return False
         return await self.request_by_address(wallet, self.parse_address(created["address"]))
+
+    @staticmethod
+    def _restore_requests(wallet: Any, requests: dict[Any, Any]) -> None:
+        with wallet.lock:
+            wallet.receive_requests.clear()
+            wallet.receive_requests.update(requests)
 
     @rpc(requires_wallet=True)
     async def add_request(

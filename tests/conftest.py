@@ -6,7 +6,7 @@ import os
 
 from hypothesis import settings
 
-pytest_plugins: list[str] = ["tests.regtest_fixtures", "tests.monero_fixtures"]
+pytest_plugins: list[str] = ["tests.regtest_fixtures", "tests.monero_fixtures", "tests.storage_fixtures"]
 
 # In CI the property-based tests replay a fixed, derandomized set of examples, so a run's verdict
 # depends on the code alone; developers' runs (no CI variable) keep exploring new examples.

@@ -398,3 +398,22 @@ async def test_request_paid_while_the_daemon_was_down_reads_paid_and_payto_spend
         # from the change, not the coin spent while the daemon was down (the node would refuse that)
         again = await d.call("payto", legacy(request["address"]), "1", xpub=funder)
         assert len(await bch_stack.arpc("sendrawtransaction", again["hex"])) == 64
+
+
+async def test_a_full_disk_fails_add_request_cleanly_and_shutdown_logs_each_wallet_once(small_disk, caplog):
+    caplog.set_level(logging.INFO)
+    data = small_disk.mount / "bch"
+    async with running_daemon(BCHDaemon, OFFLINE, data_path=data) as d:
+        await d.call("add_request", "0.1", "before", xpub=XPUB)
+        small_disk.fill()
+        code, message = await error_of(d, "add_request", "0.2", "while full", xpub=XPUB)
+        assert code == -32050 and "No space left on device" in message
+        assert [r["memo"] for r in await d.call("listrequests", xpub=XPUB)] == ["before"]  # nothing half-made
+        async with d.session.get(d.url + "/health") as response:
+            assert response.status == 503 and (await response.json())["status"] == "storage_unavailable"
+        caplog.clear()
+    failures = [r.getMessage() for r in caplog.records if "could not be saved" in r.getMessage()]
+    assert failures == [f"wallet {XPUB} could not be saved and unloaded: No space left on device"]
+    small_disk.free()
+    async with running_daemon(BCHDaemon, OFFLINE, data_path=data) as d:
+        assert [r["memo"] for r in await d.call("listrequests", xpub=XPUB)] == ["before"]
