@@ -77,8 +77,8 @@ def status(address: str, wanted: int) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e["event"] == "new_payment" and e["address"] == address and e["status"] == wanted
 
 
-def pay(chain: Chain, *destinations: tuple[str, str]) -> str:
-    return chain.pay([(address, Decimal(amount)) for address, amount in destinations])
+async def pay(chain: Chain, *destinations: tuple[str, str]) -> str:
+    return await asyncio.to_thread(chain.pay, [(address, Decimal(amount)) for address, amount in destinations])
 
 
 def pop_blocks(chain: Chain, count: int) -> None:
@@ -106,18 +106,20 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
             made = [d.call("add_request", "1", f"w{i}", 3600, xpub=keys[i].view_only) for i in range(start, start + 25)]
             requests.update(zip(range(start, start + 25), await asyncio.gather(*made), strict=True))
         assert len(d.daemon.scanner.wallets) == WALLETS
-        single, split, shared, restarted, reorged, untouched = rng.sample(range(WALLETS), 6)
+        single, split, shared, restarted, reorged, dropped = rng.sample(range(WALLETS), 6)
         address = {i: requests[i]["address"] for i in requests}
 
         # in the pool: one payment, one split over two outputs and two transactions, one among strangers
-        paid = pay(chain, (address[single], "1"))
-        split_1 = pay(chain, (address[split], "0.3"), (address[split], "0.2"))
+        paid = await pay(chain, (address[single], "1"))
+        split_1 = await pay(chain, (address[split], "0.3"), (address[split], "0.2"))
         strangers = Keys.random(), Keys.random()
-        shared_tx = pay(chain, (strangers[0].address, "0.7"), (address[shared], "1"), (strangers[1].address, "0.1"))
+        shared_tx = await pay(
+            chain, (strangers[0].address, "0.7"), (address[shared], "1"), (strangers[1].address, "0.1")
+        )
         await events.until(status(address[single], 7))
         underpaid = await events.until(status(address[split], 0))
         assert underpaid["sent_amount"] == "0.500000000000" and underpaid["status_str"] == "Underpaid"
-        split_2 = pay(chain, (address[split], "0.5"))
+        split_2 = await pay(chain, (address[split], "0.5"))
         await events.until(status(address[split], 7))
         await events.until(status(address[shared], 7))
         await chain.mine_async(2)
@@ -128,48 +130,60 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
         assert stored["tx_hashes"] == sorted([split_1, split_2])
 
         # a restart between the payment and its block
-        late = pay(chain, (address[restarted], "1"))
+        late = await pay(chain, (address[restarted], "1"))
         await events.until(status(address[restarted], 7))
     await chain.mine_async(2)
     async with daemon(chain, tmp_path / "data", events) as d:
         await events.until(status(address[restarted], 3))
 
         # a block popped, the transaction mined again on another branch
-        moved = pay(chain, (address[reorged], "1"))
+        moved = await pay(chain, (address[reorged], "1"))
         await events.until(status(address[reorged], 7))
         height = await chain.mine_async(1)  # the new top block's height; one confirmation, short of 2
-        view = keys[reorged].view_only
 
-        async def balance() -> Decimal:
-            got = await d.call("getbalance", xpub=view)
+        async def balance(i: int) -> Decimal:
+            got = await d.call("getbalance", xpub=keys[i].view_only)
             return Decimal(got["confirmed"]) + Decimal(got["unconfirmed"])
 
-        await until(lambda: balance(), Decimal(1))
+        await until(lambda: balance(reorged), Decimal(1))
         first_hash = d.daemon.scanner.store.block_hash(height)
         await asyncio.to_thread(pop_blocks, chain, 1)
-        await until(lambda: balance(), Decimal(0))  # back in the pool: received, not in a block
+        await until(lambda: balance(reorged), Decimal(0))  # back in the pool: received, not in a block
         assert d.daemon.scanner.store.block_hash(height) is None
         await chain.mine_async(2)
         await events.until(status(address[reorged], 3))
         assert d.daemon.scanner.store.block_hash(height) not in (None, first_hash)
-        assert await balance() == Decimal(1)
+        assert await balance(reorged) == Decimal(1)
+
+        # a block popped and a branch without the payment (dropped from the pool): the request is unpaid again
+        gone = await pay(chain, (address[dropped], "1"))
+        await events.until(status(address[dropped], 7))
+        await chain.mine_async(1)
+        await until(lambda: balance(dropped), Decimal(1))
+        await asyncio.to_thread(pop_blocks, chain, 1)
+        await asyncio.to_thread(json_rpc, chain.monerod.url, "flush_txpool", {"txids": [gone]})
+        await chain.mine_async(2)
+        unpaid = await events.until(status(address[dropped], 0))
+        assert (unpaid["sent_amount"], unpaid["tx_hashes"]) == ("0.000000000000", [])
+        assert await balance(dropped) == Decimal(0)
 
         # every payment reported once, to its own wallet only
         wallet_of = {wallet_key_of(keys[i].address, keys[i].view_key): i for i in range(WALLETS)}
         payments = [e for e in events.events if e["event"] == "new_payment"]
-        assert {wallet_of[e["wallet"]] for e in payments} == {single, split, shared, restarted, reorged}
+        assert {wallet_of[e["wallet"]] for e in payments} == {single, split, shared, restarted, reorged, dropped}
         statuses = {i: [e["status"] for e in payments if e["address"] == address[i]] for i in requests}
         assert statuses[split] == [0, 7, 3]
         assert all(statuses[i] == [7, 3] for i in (single, shared, restarted, reorged)), statuses
+        assert statuses[dropped] == [7, 0]
         txs = [(wallet_of[e["wallet"]], e["tx"]) for e in events.events if e["event"] == "new_transaction"]
         expected = {(single, paid), (split, split_1), (split, split_2), (shared, shared_tx), (restarted, late)}
-        assert sorted(txs) == sorted(expected | {(reorged, moved)})
+        assert sorted(txs) == sorted(expected | {(reorged, moved), (dropped, gone)})
 
         # wallet-rpc as the oracle: same payments (tx, amount, height) and balances for a sample of wallets
         oracle = WalletRPC(tmp_path, chain.monerod.url)
         oracle.start()
         try:
-            for i in (split, shared, reorged, untouched):  # several outputs and txs, strangers, a reorg
+            for i in (split, shared, reorged, dropped):  # several outputs and txs, strangers, reorgs
                 wallet = d.daemon.wallets[wallet_key_of(keys[i].address, keys[i].view_key)]
                 seen = await asyncio.to_thread(wallet_rpc_payments, oracle, keys[i], wallet.restore_height)
                 assert scanned_payments(d, wallet.key) == seen[0], i
