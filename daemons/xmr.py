@@ -9,7 +9,12 @@ Several wallets: wallet-rpc holds one open wallet per process, and opening one c
 default the daemon runs and supervises one wallet-rpc per wallet, up to ``XMR_MAX_WALLET_RPC``; beyond that
 cap, or with a single external wallet-rpc (``XMR_WALLET_RPC_URL``), the least recently used process switches
 wallets (daemons/xmr_walletrpc.py, daemons/xmr_pool.py; bench/xmr_bench.py has the measurements).
-Which wallet-rpc methods pass through and which are refused: daemons/xmr_methods.py.
+Which wallet-rpc methods pass through and which are refused: daemons/xmr_methods.py; spending and the
+pass-through itself: daemons/xmr_commands.py.
+
+Watch-only wallets are served by the scanner instead (daemons/xmr_scanner.py; ``XMR_SCANNER``): one task
+that follows monerod and finds every such wallet's payments with its view key, so a wallet costs its keys
+rather than a wallet-rpc process. The requests, statuses and events are the same either way.
 
 ``getbalance`` and ``get_height`` answer from the poller's snapshot of wallet-rpc's own answers, which
 equals what a direct call would return (daemons/xmr_snapshot.py says why): no second HTTP round trip.
@@ -25,18 +30,18 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import BaseDaemon, RPCMethod, rpc
-from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RPCError, WalletIdentity
+from .base import BaseDaemon, rpc
+from .jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
 from .merchant_compat import NoContractsMixin
 from .metrics import Metric, gauge, state_gauge
 from .settings import SettingsError, parse_bool, parse_positive_float, parse_positive_int
 from .urls import parse_backend_url
-from .xmr_client import MoneroError, MoneroRPC, MoneroRPCError, MoneroUnauthorized, MoneroUnavailable, health_word
-from .xmr_methods import FORBIDDEN_METHODS, WALLET_RPC_METHODS
+from .xmr_client import MoneroError, MoneroRPC, MoneroUnauthorized, MoneroUnavailable, health_word
+from .xmr_commands import WalletRPCCommandsMixin
 from .xmr_poller import REORG_MARGIN, Poller, Reporter
 from .xmr_pool import WalletPool
 from .xmr_process import fits_config_file
@@ -61,7 +66,6 @@ logger = logging.getLogger(__name__)
 
 TXID = re.compile(r"^[0-9a-fA-F]{64}$")
 MAX_SUBADDRESS_SKIPS = 1000  # subaddresses handed out again after a wallet-rpc crash lost its counter
-TYPICAL_TX_WEIGHT = 2200  # a 2-input, 2-output transaction on regtest weighed 2166
 
 
 def non_negative_int(value: Any) -> int:
@@ -79,7 +83,7 @@ def monerod_syncing(info: dict[str, Any]) -> bool:
     return info.get("synchronized") is False or bool(info.get("busy_syncing")) or behind
 
 
-class XMRDaemon(NoContractsMixin, BaseDaemon):
+class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
     name = "XMR"
     DEFAULT_PORT = 5011
     DEFAULT_CONFIRMATIONS = 10  # Monero's own spendable age: outputs this deep can no longer be reorganised away
@@ -498,73 +502,3 @@ class XMRDaemon(NoContractsMixin, BaseDaemon):
     async def getconfig(self, key: str) -> Any:
         """Only ``lightning`` is known: Monero has none."""
         return False if key == "lightning" else None
-
-    # -- spending ---------------------------------------------------------------------------------
-
-    @rpc(requires_wallet=True)
-    async def payto(
-        self,
-        wallet: XMRWallet,
-        destination: str,
-        amount: Any,
-        fee: Any = None,
-        feerate: Any = None,
-        addtransaction: bool = True,
-        priority: int = 0,
-    ) -> str:
-        """Build and sign a transfer, not yet relayed: returns its metadata for ``broadcast`` (the SDK's flow)."""
-        if wallet.view_only:
-            raise RPCError(-32018, "Cannot send from a view-only wallet")
-        if fee is not None or feerate is not None:
-            raise RPCError(INVALID_PARAMS, "Monero sets fees by priority (0-4): fee and feerate are not supported")
-        if not await self.validateaddress(destination):
-            raise RPCError(-32013, f"Invalid address: {destination}")
-        params = {
-            "destinations": [{"address": destination, "amount": self._amount(amount)}],
-            "account_index": 0,
-            "priority": priority,
-            "do_not_relay": True,
-            "get_tx_metadata": True,
-        }
-        made = await self.wallet_call(wallet, "transfer", params)
-        return str(made["tx_metadata"])
-
-    @rpc(requires_wallet=True)
-    async def broadcast(self, wallet: XMRWallet, tx: str) -> str:
-        """Relay a transaction made by ``payto``; returns its hash."""
-        return str((await self.wallet_call(wallet, "relay_tx", {"hex": tx}))["tx_hash"])
-
-    @rpc
-    async def get_default_fee(self, tx_size: int = TYPICAL_TX_WEIGHT) -> str:
-        """monerod's fee estimate for a transaction of this weight (default: a typical 2-output one)."""
-        estimate = await self.monerod.call("get_fee_estimate")
-        per_byte, mask = int(estimate["fee"]), int(estimate.get("quantization_mask", 1)) or 1
-        total = (per_byte * tx_size + mask - 1) // mask * mask
-        return from_atomic(total)
-
-    # -- pass-through -----------------------------------------------------------------------------
-
-    def find_dynamic_method(self, name: str) -> RPCMethod | None:
-        if name in FORBIDDEN_METHODS:
-            return RPCMethod(name, self._forbidden(name), doc="Refused: the daemon manages its wallets itself")
-        if name not in WALLET_RPC_METHODS:
-            return None
-
-        async def passthrough(wallet: XMRWallet, **params: Any) -> Any:
-            try:
-                return await self.wallet_call(wallet, name, params)
-            except MoneroRPCError as exc:
-                if exc.code == METHOD_NOT_FOUND:
-                    raise RPCError(METHOD_NOT_FOUND, "Procedure not found") from None
-                raise
-
-        return RPCMethod(name, passthrough, requires_wallet=True, doc=f"wallet-rpc's {name}, with named params")
-
-    def _forbidden(self, name: str) -> Callable[..., Any]:
-        async def refuse(**params: Any) -> None:
-            raise RPCError(-32019, f"{name} is refused: the daemon manages its wallets itself")
-
-        return refuse
-
-    def list_dynamic_methods(self) -> list[str]:
-        return sorted(name for name in WALLET_RPC_METHODS.union(FORBIDDEN_METHODS) if name not in self.methods)
