@@ -103,6 +103,34 @@ async def test_reorg_unconfirms_a_payment_then_the_new_branch_confirms_it(regtes
         await feed.close()
 
 
+async def test_reorg_to_a_branch_with_a_double_spend_unpays_the_request(regtest_stack, electrum_regtest):
+    payer = Key.from_int(331)
+    hashes = await regtest_stack.amine(101, payer.address)
+    async with online_daemon(regtest_stack) as d:
+        merchant = key_pair(331, "p2wpkh").xpub
+        feed = await open_feed(d, {"xpub": merchant})
+        address = (await d.call("add_request", str(PRICE), "double spend", xpub=merchant))["address"]
+        coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
+        raw, txid = sign_tx([coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)])
+        await regtest_stack.arpc("sendrawtransaction", raw)
+        mined = (await regtest_stack.amine(1, payer.address))[0]
+        paid = await feed.wait_for(payment_for(address, PR_PAID))
+        assert paid["tx_hashes"] == [txid]
+
+        # the new branch confirms the payer's other spend of the same coin: the payment can never confirm
+        double, _ = sign_tx([coin], [(payer.address, coin.value - FEE)])
+        await regtest_stack.arpc("invalidateblock", mined)
+        await regtest_stack.arpc("generateblock", payer.address, [double])
+        await regtest_stack.arpc("generateblock", payer.address, [])
+        await regtest_stack.amine(0, payer.address)
+        assert await regtest_stack.arpc("getrawmempool") == []  # the payment was evicted as a conflict
+        unpaid = await feed.wait_for(lambda e: payment_for(address, PR_UNPAID)(e) and e["id"] > paid["id"])
+        assert unpaid["tx_hashes"] == [] and Decimal(unpaid["sent_amount"]) == 0
+        assert (await d.call("get_request", address, xpub=merchant))["status"] == PR_UNPAID
+        assert [e["status"] for e in feed.of("new_payment")] == [PR_UNCONFIRMED, PR_PAID, PR_UNPAID]
+        await feed.close()
+
+
 async def test_send_path_is_accepted_by_core_and_bad_signatures_are_refused(regtest_stack):
     async with online_daemon(regtest_stack) as d:
         await fund_payer(d, regtest_stack)
