@@ -4,6 +4,7 @@ regtest stack whose node validates with Bitcoin Core's kernel; and the send path
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from regtest.serialize import Tx
 from tests.btc_payment_support import (
@@ -18,11 +19,24 @@ from tests.btc_payment_support import (
     wait_synchronized,
 )
 from tests.btc_support import call_error, key_pair
-from tests.regtest_fixtures import Key, coinbase_utxo, sats, sign_tx
+from tests.regtest_fixtures import Key, Utxo, coinbase_utxo, sats, sign_tx
 
 PRICE = Decimal("0.0015")
 FEE = 20_000
 RBF = 0xFFFFFFFD
+
+
+async def pay_new_request(
+    d: Any, stack: Any, merchant: str, payer: Key, coinbase_hash: str, memo: str, sequence: int = 0xFFFFFFFE
+) -> tuple[str, Utxo, str]:
+    """A request on the merchant's wallet, paid by `payer` from a block's coinbase through the node:
+    (request address, the coin spent, txid)."""
+    address = (await d.call("add_request", str(PRICE), memo, xpub=merchant))["address"]
+    coin = coinbase_utxo(stack.rpc, coinbase_hash, payer)
+    outputs = [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)]
+    raw, txid = sign_tx([coin], outputs, sequence=sequence)
+    await stack.arpc("sendrawtransaction", raw)
+    return address, coin, txid
 
 
 async def test_replaced_zero_conf_payment_leaves_unconfirmed(regtest_stack, electrum_regtest):
@@ -31,12 +45,7 @@ async def test_replaced_zero_conf_payment_leaves_unconfirmed(regtest_stack, elec
     async with online_daemon(regtest_stack) as d:
         merchant = key_pair(301, "p2wpkh").xpub
         feed = await open_feed(d, {"xpub": merchant})
-        address = (await d.call("add_request", str(PRICE), "rbf", xpub=merchant))["address"]
-        coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
-        paying, paying_txid = sign_tx(
-            [coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)], sequence=RBF
-        )
-        await regtest_stack.arpc("sendrawtransaction", paying)
+        address, coin, paying_txid = await pay_new_request(d, regtest_stack, merchant, payer, hashes[0], "rbf", RBF)
         await feed.wait_for(payment_for(address, PR_UNCONFIRMED))
         # the payer takes it back: same coin, all to itself, a higher fee (BIP125)
         elsewhere, elsewhere_txid = sign_tx([coin], [(payer.address, coin.value - 3 * FEE)])
@@ -61,10 +70,7 @@ async def test_reorg_unconfirms_a_payment_then_the_new_branch_confirms_it(regtes
     data_path = tmp_path / "btc"
     async with online_daemon(regtest_stack, data_path=data_path) as d:
         feed = await open_feed(d, {"xpub": merchant}, {"since": 0})
-        address = (await d.call("add_request", str(PRICE), "reorg", xpub=merchant))["address"]
-        coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
-        raw, txid = sign_tx([coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)])
-        await regtest_stack.arpc("sendrawtransaction", raw)
+        address, _, txid = await pay_new_request(d, regtest_stack, merchant, payer, hashes[0], "reorg")
         mined = (await regtest_stack.amine(1, payer.address))[0]
         first_height = await regtest_stack.arpc("getblockcount")
         paid_id = (await feed.wait_for(payment_for(address, PR_PAID)))["id"]
@@ -109,10 +115,7 @@ async def test_reorg_to_a_branch_with_a_double_spend_unpays_the_request(regtest_
     async with online_daemon(regtest_stack) as d:
         merchant = key_pair(331, "p2wpkh").xpub
         feed = await open_feed(d, {"xpub": merchant})
-        address = (await d.call("add_request", str(PRICE), "double spend", xpub=merchant))["address"]
-        coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
-        raw, txid = sign_tx([coin], [(address, sats(PRICE)), (payer.address, coin.value - sats(PRICE) - FEE)])
-        await regtest_stack.arpc("sendrawtransaction", raw)
+        address, coin, txid = await pay_new_request(d, regtest_stack, merchant, payer, hashes[0], "double spend")
         mined = (await regtest_stack.amine(1, payer.address))[0]
         paid = await feed.wait_for(payment_for(address, PR_PAID))
         assert paid["tx_hashes"] == [txid]
