@@ -264,3 +264,18 @@ def test_taproot_spends_are_verified_with_every_spent_output(electrum_regtest):
     good = spend(spent)
     assert rpc("sendrawtransaction", good.hex()) == good.txid
     assert rpc("getblock", rpc("generatetoaddress", 1, payee.address)[0], 1)["tx"][1:] == [good.txid]
+
+
+def test_a_chain_kept_from_before_core_loses_the_blocks_core_refuses(electrum_regtest, tmp_path):
+    alice = Key.from_int(271)
+    old = Chain(tmp_path, core=False)  # the node's own checks only: what the node was before the kernel
+    hashes = rpc_of(old)("generatetoaddress", 101, alice.address)
+    raw, _ = sign_tx([coinbase_utxo(rpc_of(old), hashes[0], alice)], [(alice.address, COINBASE_VALUE - FEE)])
+    unsigned = Tx.from_hex(raw)
+    unsigned.inputs[0].witness = []
+    rpc_of(old)("sendrawtransaction", unsigned.hex())  # let through: no scripts checked
+    forged = rpc_of(old)("generatetoaddress", 2, alice.address)
+    assert old.height == 103
+    replayed = Chain(tmp_path)
+    assert replayed.height == 101 and replayed.tip.hash_hex == hashes[-1]
+    assert {h[::-1].hex() for h in replayed.invalid} == {forged[0]}
