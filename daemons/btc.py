@@ -85,6 +85,7 @@ class BTCDaemon(
         "request_status": "on_request_status",
         "verified": "on_verified",
         "wallet_updated": "on_wallet_updated",
+        "channel": "on_channel",
     }
 
     electrum: ModuleType

@@ -35,6 +35,7 @@ MAX_TO_SELF_DELAY = 2016  # Electrum refuses a remote asking for more (MAXIMUM_R
 # Electrum's Lightning commands that need a swap server (on the internet) or a local watchtower: not served.
 UNSUPPORTED_LIGHTNING_COMMANDS = frozenset({"normal_swap", "reverse_swap", "get_watchtower_ctn"})
 PR_PAID = 3
+LISTEN_TIMEOUT = 10.0  # seconds a loading wallet waits for its node to listen
 
 
 def parse_listen(value: str) -> str:
@@ -55,6 +56,7 @@ class LightningMixin:
 
     def load_lightning_settings(self) -> None:
         supported = self.LIGHTNING_SUPPORTED
+        self.listening_node: bytes | None = None  # the node that bound LIGHTNING_LISTEN
         self.lightning_listen: str = self.env("LIGHTNING_LISTEN", cast=parse_listen, default="") if supported else ""
         self.lightning_gossip: bool = supported and self.env("LIGHTNING_GOSSIP", cast=bool, default=False)
         default_delay = REGTEST_TO_SELF_DELAY if self.network_name == "regtest" else DEFAULT_TO_SELF_DELAY
@@ -101,6 +103,25 @@ class LightningMixin:
             wallet.save_db()
         if wallet.has_lightning():
             self.guard_request_export(wallet)
+
+    async def load_wallet(self, identity: Any) -> Any:
+        wallet = await super().load_wallet(identity)
+        await self.wait_listening(wallet)
+        return wallet
+
+    async def wait_listening(self, wallet: Any) -> None:
+        """Until the wallet's node accepts connections on LIGHTNING_LISTEN (Electrum binds it in a task of its
+        own), so that a node id handed out can be connected to at once. Only one node of the process can bind
+        it (Electrum: "only one LNWorker can listen at a time"): once one does, the others do not wait."""
+        lnworker = getattr(wallet, "lnworker", None)
+        if lnworker is None or not self.lightning_listen or self.network is None or self.listening_node:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LISTEN_TIMEOUT
+        while lnworker.listen_server is None and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if lnworker.listen_server is not None:
+            self.listening_node = lnworker.node_keypair.pubkey
 
     @staticmethod
     def guard_request_export(wallet: Any) -> None:
@@ -187,6 +208,14 @@ class LightningMixin:
                 peer.close_and_cleanup()
             raise RPCError(PEER_UNREACHABLE, f"Lightning peer unreachable: no connection to {node_id.hex()} at {where}")
         return peer
+
+    @rpc(requires_wallet=True)
+    async def nodeid(self, wallet: Any = None) -> str:
+        """The wallet's Lightning node id, with @host:port when this node is the one listening on
+        LIGHTNING_LISTEN (what a payer passes to add_peer/open_channel)."""
+        lnworker = self.check_lightning(wallet)
+        node_id = lnworker.node_keypair.pubkey
+        return node_id.hex() + (f"@{self.lightning_listen}" if node_id == self.listening_node else "")
 
     @rpc(requires_wallet=True, requires_network=True)
     async def add_peer(
@@ -282,4 +311,4 @@ class LightningMixin:
         return result
 
 
-LIGHTNING_METHODS = frozenset({"add_peer", "list_peers", "open_channel", "close_channel", "lnpay"})
+LIGHTNING_METHODS = frozenset({"nodeid", "add_peer", "list_peers", "open_channel", "close_channel", "lnpay"})

@@ -11,6 +11,7 @@ would put a Lightning invoice in every request of such a wallet.
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from .btc_amounts import format_amount
 from .rpc import rpc
 
+logger = logging.getLogger(__name__)
 PR_PAID = 3
 CHANNEL_OPEN, CHANNEL_CLOSED, CHANNEL_REDEEMED = 3, 9, 10  # Electrum's ChannelState values
 
@@ -120,17 +122,15 @@ class LightningRequestsMixin:
 
     # -- channel events ------------------------------------------------------------------------------
 
-    def register_callbacks(self) -> None:
-        super().register_callbacks()
-        if self.lightning:
-            self.electrum.util.register_callback(self.on_channel, ["channel"])
-            self._registered.append(self.on_channel)
-
     async def on_channel(self, wallet: Any, chan: Any) -> None:
-        """Electrum's 'channel' callback (every state change of a channel)."""
+        """Electrum's 'channel' callback (every state change of a channel; it fires only with Lightning on)."""
         key = self.key_of(wallet)
-        if key is not None and self.reported is not None and not chan.is_backup():
+        if key is None or self.reported is None or chan.is_backup():
+            return
+        try:
             await self.report_channel(key, chan)
+        except Exception:  # Electrum drops a callback's exception without a trace
+            logger.exception("could not report a change of channel %s", chan.funding_outpoint.to_str())
 
     async def report_channel(self, key: str, chan: Any) -> None:
         """channel_opened once the channel is usable, channel_closed once its closing transaction is mined;

@@ -1,0 +1,254 @@
+"""Lightning end to end on the regtest stack: two BTC daemons, each an Electrum 4.3.4 Lightning node.
+
+Two daemons, not one daemon with two seed wallets: Electrum's LNWorker binds the process-wide
+`lightning_listen` for whichever wallet loads first ("only one LNWorker can listen at a time", lnworker.py),
+so in one process the merchant's node could not be the one that accepts the payer's channel. The merchant
+runs as a subprocess (so it can be restarted), the payer in the test's process; both use the stack's
+ElectrumX. The payer opens a channel to the merchant, so the merchant has inbound liquidity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.btc_payment_support import (
+    PAYER_SEED,
+    EventFeed,
+    eventually,
+    fund_payer,
+    online_daemon,
+    online_env,
+    open_feed,
+    payment_for,
+    wait_synchronized,
+)
+from tests.btc_support import call_error
+from tests.regtest_fixtures import Key
+from tests.support import LOGIN, PASSWORD, DaemonClient, free_port, spawned_daemon
+
+MERCHANT_SEED = "whale slogan napkin hammer rotate evidence ecology text cushion rocket frog lunar"
+CHANNEL = Decimal("0.05")
+PRICE = Decimal("0.001")
+TO_SELF_DELAY = 12  # blocks the payer's own funds wait after it force-closes (the merchant's setting)
+PR_EXPIRED, PR_PAID = 1, 3
+
+
+class Merchant:
+    """The merchant's daemon as a subprocess on fixed ports, so that it can be stopped and started again."""
+
+    def __init__(self, stack: Any, tmp_path: Path) -> None:
+        self.data_path = tmp_path / "merchant"
+        self.data_path.mkdir()
+        self.port, self.ln_port = free_port(), free_port()
+        self.env = online_env(
+            stack,
+            LIGHTNING="true",
+            LIGHTNING_LISTEN=f"127.0.0.1:{self.ln_port}",
+            LIGHTNING_TO_SELF_DELAY=str(TO_SELF_DELAY),
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[DaemonClient]:
+        async with spawned_daemon("btc", self.env, self.data_path, self.port) as (client, _):
+            yield client
+
+
+def payer_daemon(stack: Any) -> Any:
+    return online_daemon(stack, LIGHTNING="true", LIGHTNING_TO_SELF_DELAY=str(TO_SELF_DELAY))
+
+
+MINER: list[str] = []  # an address of nobody's wallet (made once Electrum is on regtest)
+
+
+async def mine(stack: Any, blocks: int) -> None:
+    await stack.amine(blocks, MINER[0])
+
+
+async def channel_of(payer: DaemonClient, point: str) -> dict:
+    return next(c for c in await payer.call("list_channels", xpub=PAYER_SEED) if c["channel_point"] == point)
+
+
+async def usable(payer: DaemonClient, point: str) -> bool:
+    channel = await channel_of(payer, point)
+    return channel["state"] == "OPEN" and channel["peer_state"] == "GOOD"
+
+
+async def open_channel(stack: Any, payer: DaemonClient, merchant: DaemonClient, feed: EventFeed) -> str:
+    node = await merchant.call("nodeid", xpub=MERCHANT_SEED)
+    assert await payer.call("add_peer", node, xpub=PAYER_SEED) is True
+    point = await payer.call("open_channel", node, str(CHANNEL), xpub=PAYER_SEED)
+    await mine(stack, 3)  # Electrum's minimum_depth
+    await eventually(lambda: usable(payer, point))
+    opened = await feed.wait_for(lambda e: e["event"] == "channel_opened" and e["channel_point"] == point)
+    payer_node = await payer.call("nodeid", xpub=PAYER_SEED)
+    assert Decimal(opened["capacity"]) == CHANNEL and opened["remote_pubkey"] == payer_node
+    return point
+
+
+def sdk_for(merchant: DaemonClient) -> Any:
+    from bitcart import BTC
+
+    return BTC(rpc_url=merchant.url, rpc_user=LOGIN, rpc_pass=PASSWORD, xpub=MERCHANT_SEED)
+
+
+def paid_once(feed: EventFeed, rhash: str) -> list[dict]:
+    return [e for e in feed.events if e["event"] == "new_payment" and e["address"] == rhash and e["status"] == PR_PAID]
+
+
+async def balance(d: DaemonClient, seed: str) -> Decimal:
+    data = await d.call("getbalance", xpub=seed)
+    return Decimal(data["confirmed"]) + Decimal(data.get("unconfirmed", "0"))
+
+
+async def test_channel_payments_errors_restart_and_cooperative_close(regtest_stack, tmp_path):
+    stack = regtest_stack
+    merchant_daemon = Merchant(stack, tmp_path)
+    async with payer_daemon(stack) as payer:
+        await fund_payer(payer, stack)
+        MINER[:] = [Key.from_int(4242).address]
+        async with merchant_daemon.running() as merchant:
+            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
+            point = await open_channel(stack, payer, merchant, feed)
+            sdk = sdk_for(merchant)
+            try:
+                invoice = await sdk.add_invoice(PRICE, "order 1", expire=10)
+                rhash = invoice["rhash"]
+                result = await payer.call("lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED)
+                assert result["success"] is True and result["payment_hash"] == rhash
+                paid = await feed.wait_for(payment_for(rhash, PR_PAID))
+                assert paid["tx_hashes"] == [rhash] and Decimal(paid["sent_amount"]) == PRICE
+                request = await sdk.get_request(rhash)
+                assert request["status"] == PR_PAID and Decimal(request["sent_amount"]) == PRICE
+
+                # paying it again, an expired invoice, more than the channel holds: each its named error
+                code, _ = await call_error(payer, "lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED)
+                assert code == -32033
+                short = await sdk.add_invoice(PRICE, "too late", expire=1 / 60)
+                await asyncio.sleep(2)
+                code, _ = await call_error(payer, "lnpay", short["lightning_invoice"], xpub=PAYER_SEED)
+                assert code == -32032
+                assert (await sdk.get_request(short["rhash"]))["status"] == PR_EXPIRED
+                big = await sdk.add_invoice(CHANNEL, "too much", expire=10)
+                code, _ = await call_error(payer, "lnpay", big["lightning_invoice"], xpub=PAYER_SEED)
+                assert code == -32031
+                restart_invoice = await sdk.add_invoice(PRICE, "across a restart", expire=10)
+            finally:
+                await sdk.server._close()
+            cursor = max(e["id"] for e in feed.events)
+            await feed.close()
+        assert len(paid_once(feed, rhash)) == 1
+
+        # the merchant restarts between the invoice and its payment; the payer's node reconnects to it
+        async with merchant_daemon.running() as merchant:
+            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": cursor})
+            await eventually(lambda: usable(payer, point))
+            result = await payer.call("lnpay", restart_invoice["lightning_invoice"], xpub=PAYER_SEED)
+            assert result["success"] is True
+            await feed.wait_for(payment_for(restart_invoice["rhash"], PR_PAID))
+            assert (await merchant.call("get_request", restart_invoice["rhash"], xpub=MERCHANT_SEED))["status"] == 3
+
+            # cooperative close: both sides get their channel balance back on chain
+            merchant_before = await balance(merchant, MERCHANT_SEED)
+            closing_txid = await payer.call("close_channel", point, xpub=PAYER_SEED)
+            await mine(stack, 1)
+            closed = await feed.wait_for(lambda e: e["event"] == "channel_closed" and e["channel_point"] == point)
+            assert closed["closing_txid"] == closing_txid
+            received = 2 * PRICE
+            await eventually(lambda: merchant_balance_is(merchant, merchant_before + received))
+            await assert_split(payer, merchant, closing_txid, CHANNEL - received, received)
+            await asyncio.sleep(1)
+            assert len(paid_once(feed, restart_invoice["rhash"])) == 1 and not paid_once(feed, rhash)
+            assert len(feed.of("channel_closed")) == 1
+            await feed.close()
+            # stored like every event: a listener replaying from the start sees each payment and channel once
+            replay = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
+            await replay.wait_for(lambda e: e["event"] == "channel_closed")
+            assert len(paid_once(replay, rhash)) == 1 and len(paid_once(replay, restart_invoice["rhash"])) == 1
+            assert [e["channel_point"] for e in replay.of("channel_opened")] == [point]
+            await replay.close()
+
+
+async def assert_split(
+    payer: DaemonClient, merchant: DaemonClient, txid: str, payer_share: Decimal, merchant_share: Decimal
+):
+    """The closing transaction pays the merchant its share exactly and the payer its own less the fee
+    (the funder pays it), each to an address of its own wallet."""
+    outputs = (await payer.call("get_transaction", txid, xpub=PAYER_SEED))["outputs"]
+    shares = {}
+    for output in outputs:
+        for who, d, seed in (("payer", payer, PAYER_SEED), ("merchant", merchant, MERCHANT_SEED)):
+            if await d.call("ismine", output["address"], xpub=seed):
+                shares[who] = Decimal(output["value_sats"]) / 100_000_000
+    assert shares["merchant"] == merchant_share
+    assert payer_share - Decimal("0.001") < shares["payer"] < payer_share
+
+
+async def merchant_balance_is(merchant: DaemonClient, expected: Decimal) -> bool:
+    return await balance(merchant, MERCHANT_SEED) == expected
+
+
+async def test_force_close_pays_the_merchant_at_once_and_the_payer_after_the_csv_delay(regtest_stack, tmp_path):
+    stack = regtest_stack
+    merchant_daemon = Merchant(stack, tmp_path)
+    async with payer_daemon(stack) as payer:
+        await fund_payer(payer, stack)
+        MINER[:] = [Key.from_int(4243).address]
+        async with merchant_daemon.running() as merchant:
+            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
+            payer_feed = await open_feed(payer, {"xpub": PAYER_SEED})
+            point = await open_channel(stack, payer, merchant, feed)
+            invoice = await merchant.call("add_request", str(PRICE), "forced", lightning=True, xpub=MERCHANT_SEED)
+            assert (await payer.call("lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED))["success"] is True
+            await feed.wait_for(payment_for(invoice["rhash"], PR_PAID))
+            merchant_before = await balance(merchant, MERCHANT_SEED)
+
+            closing_txid = await payer.call("close_channel", point, True, xpub=PAYER_SEED)
+            await mine(stack, 1)
+            for listener in (feed, payer_feed):
+                closed = await listener.wait_for(lambda e: e["event"] == "channel_closed")
+                assert closed["channel_point"] == point and closed["closing_txid"] == closing_txid
+            # the merchant's output pays its own wallet address (static_remotekey): spendable at once
+            await eventually(lambda: merchant_balance_is(merchant, merchant_before + PRICE))
+            outputs = (await payer.call("get_transaction", closing_txid, xpub=PAYER_SEED))["outputs"]
+            mine_ = [await merchant.call("ismine", o["address"], xpub=MERCHANT_SEED) for o in outputs]
+            to_local = mine_.index(False)  # the payer's output, locked by the merchant's to_self_delay
+            assert CHANNEL - PRICE - Decimal("0.001") < Decimal(outputs[to_local]["value_sats"]) / 10**8
+
+            # the payer's node sweeps its output only once the CSV delay has passed in mined blocks
+            blocks = 1
+            while await stack.arpc("gettxout", closing_txid, to_local) is not None:
+                assert blocks <= TO_SELF_DELAY + 3, "the payer never swept its to_local output"
+                await mine(stack, 1)
+                blocks += 1
+                await wait_synchronized(payer)
+                await asyncio.sleep(0.5)  # Electrum's watcher broadcasts the sweep from its own task
+            assert blocks >= TO_SELF_DELAY - 1
+            sweep = await spender_in_mempool(stack, closing_txid, to_local)
+            await mine(stack, 1)
+
+            async def confirmed() -> dict | None:
+                tx = await payer.call("get_transaction", sweep, xpub=PAYER_SEED)
+                return tx if tx["confirmations"] >= 1 else None
+
+            swept = await eventually(confirmed)
+            assert len(swept["outputs"]) == 1
+            assert await payer.call("ismine", swept["outputs"][0]["address"], xpub=PAYER_SEED)
+            swept_value = Decimal(swept["outputs"][0]["value_sats"]) / 10**8
+            assert CHANNEL - PRICE - Decimal("0.002") < swept_value < CHANNEL - PRICE
+            assert (await channel_of(payer, point))["state"] in ("CLOSED", "REDEEMED")
+            await feed.close()
+            await payer_feed.close()
+        assert len(feed.of("channel_closed")) == 1 and len(payer_feed.of("channel_closed")) == 1
+
+
+async def spender_in_mempool(stack: Any, txid: str, index: int) -> str:
+    for candidate in await stack.arpc("getrawmempool"):
+        tx = await stack.arpc("getrawtransaction", candidate, True)
+        if any(i.get("txid") == txid and i.get("vout") == index for i in tx["vin"]):
+            return candidate
+    raise AssertionError(f"nothing in the mempool spends {txid}:{index}")
