@@ -180,6 +180,26 @@ async def test_a_wallet_with_an_open_request_is_kept_under_max_wallets():
         assert list(d.daemon.wallets) == [XPUB]
 
 
+async def test_mistyped_extended_keys_are_refused_by_electron_cash_daemon_too():
+    from electroncash import keystore, networks
+
+    networks.set_regtest()
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    typos = [XPUB[:i] + c + XPUB[i + 1 :] for i in range(4, len(XPUB)) for c in alphabet[::9] if c != XPUB[i]]
+    # Six of the 17 one-character typos of XPUB (of 6,099) that Electron Cash alone takes for seeds.
+    seed_shaped = [
+        XPUB[:i] + c + XPUB[i + 1 :] for i, c in ((11, "H"), (11, "h"), (15, "V"), (15, "v"), (20, "L"), (30, "U"))
+    ]
+    assert all(keystore.is_seed(typo) for typo in seed_shaped)
+    async with running_daemon(BCHDaemon, OFFLINE) as d:
+        assert await d.call("validatekey", XPUB) is True and await d.call("validatekey", SEED) is True
+        assert not any([await d.call("validatekey", typo) for typo in [*seed_shaped, *typos]])
+        for typo in seed_shaped:
+            code, message = await error_of(d, "getbalance", xpub=typo)
+            assert code == -32005 and "not a valid extended key" in message
+        assert d.daemon.wallets == {}
+
+
 def raw_payment_to(address: str, satoshis: int) -> str:
     """A version-2 transaction paying ``satoshis`` to a P2PKH ``address`` from an unknown outpoint (never broadcast)."""
     import os
