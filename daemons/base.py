@@ -1,23 +1,19 @@
 """BaseDaemon: the coin-agnostic aiohttp server every daemon stands on.
 
-It owns the transport (``POST /``, ``GET /ws``, ``GET /spec``, ``GET /health``), authentication,
-dispatch of the extended JSON-RPC to ``@rpc`` methods, wallet loading (each wallet exactly once),
-durable events and the lifecycle. A coin daemon adds its settings, its load hook, its backend and
-its methods, and never touches HTTP. See the class docstring for the hooks.
+It owns the transport (``POST /``, ``GET /ws``, ``GET /spec``, ``GET /health``: the HTTP side is
+``daemons/http_app.py``, which it inherits), dispatch of the extended JSON-RPC to ``@rpc`` methods,
+wallet loading (each wallet exactly once), durable events and the lifecycle. A coin daemon adds its
+settings, its load hook, its backend and its methods, and never touches HTTP. See the class
+docstring for the hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
-import functools
-import hmac
 import inspect
 import logging
-import os
-import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,15 +23,13 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .access import access_middleware, check_basic_auth, public_health
-from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, guard_middleware, raise_descriptor_limit
+from .access import check_basic_auth
+from .connections import AcceptErrorLog, ConnectionGuard
 from .datapath import prepare_data_path
 from .events import EventStore
-from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
-from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
+from .http_app import HTTPEndpoints
 from .jsonrpc import (
     INTERNAL_ERROR,
-    INVALID_REQUEST,
     METHOD_NOT_FOUND,
     WALLET_LOAD_FAILED,
     WALLET_REQUIRED,
@@ -45,7 +39,7 @@ from .jsonrpc import (
 )
 from .metrics import DaemonMetrics
 from .rpc import RPCMethod, collect_methods, rpc
-from .settings import CommonSettings, Settings, is_loopback, parse_non_negative_float, parse_positive_int
+from .settings import CommonSettings, Settings, parse_non_negative_float, parse_positive_int
 from .spec import SPEC_DIR, load_spec, map_message
 from .storage import StorageMonitor, storage_failure
 from .wallet_limits import TOO_MANY_WALLETS, WalletLimits, WalletUsage, watched_by_sockets
@@ -54,7 +48,6 @@ from .websocket import Hub
 __all__ = ["BaseDaemon", "RPCError", "RPCMethod", "StartupError", "WalletIdentity", "check_basic_auth", "rpc"]
 
 logger = logging.getLogger(__name__)
-UNAUTHORIZED_BODY = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Unauthorized"}, "id": None}
 UNSET: Any = object()
 
 
@@ -62,7 +55,7 @@ class StartupError(Exception):
     """The daemon cannot start (a missing library, an unusable setting); the message says why."""
 
 
-class BaseDaemon:
+class BaseDaemon(HTTPEndpoints):
     """A daemon: subclass it, set ``name`` and ``DEFAULT_PORT``, and override the hooks.
 
     Hooks, each optional: ``load_settings`` (read extra settings with ``self.env``),
@@ -147,33 +140,6 @@ class BaseDaemon:
 
     # -- the application ----------------------------------------------------------------------
 
-    @property
-    def app(self) -> web.Application:
-        if self._app is None:
-            self._app = self.create_app()
-        return self._app
-
-    def create_app(self) -> web.Application:
-        # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
-        settings = self.settings
-        middlewares = [
-            guard_middleware(self.guard),  # outermost: a connection inside any request is never closed for room
-            access_middleware(
-                settings.allowed_origins, is_loopback(settings.host), self.env_reader.variable("ALLOWED_ORIGINS")
-            ),
-        ]
-        app = web.Application(client_max_size=settings.max_body_size + 1024, middlewares=middlewares)
-        app.router.add_post("/", self.handle_rpc)
-        app.router.add_get("/ws", self.handle_ws)
-        app.router.add_get("/spec", self.handle_spec)
-        app.router.add_get("/health", self.handle_health)
-        app.router.add_get("/metrics", self.metrics.handle)
-        add_fallback_route(app)  # last: other paths and methods get JSON-RPC errors too
-        app.on_startup.append(self._on_startup)
-        app.on_shutdown.append(self._on_shutdown)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
-
     async def _on_startup(self, app: web.Application) -> None:
         self.ensure_backend_loaded()
         prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))
@@ -216,109 +182,6 @@ class BaseDaemon:
         """The SQLite connection of DATA_PATH's store, for a daemon's own small tables."""
         assert self.store is not None, "the store opens at start-up"
         return self.store.db
-
-    def run(self) -> None:
-        """Serve until SIGINT or SIGTERM, then shut down gracefully (websockets are closed with 1001)."""
-        logging.basicConfig(
-            level=logging.DEBUG if self.settings.debug else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        logging.getLogger("aiohttp.server").addFilter(QuietParseErrors())
-        os.umask(0o077)  # whatever the daemon and its libraries create (wallets, logs, databases) is owner-only
-        prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))  # before any library writes
-        raise_descriptor_limit()
-        self.ensure_backend_loaded()
-        asyncio.run(self.serve())
-
-    def make_runner(self, access_log: logging.Logger | None = None, **kwargs: Any) -> web.AppRunner:
-        """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON,
-        caps and times connections (the cap in all fits the descriptor limit in force now), and counts every
-        answer for /metrics (writing aiohttp's access log only when ``access_log`` is given)."""
-        self.guard.max_connections = connection_cap(self.settings.max_connections)
-        counting = self.metrics.access_logger_class(log_lines=access_log is not None)
-        logger = access_log or logging.getLogger("aiohttp.access")
-        return DaemonRunner(self.app, guard=self.guard, access_log=logger, access_log_class=counting, **kwargs)
-
-    async def serve(self) -> None:
-        # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
-        access_log = logging.getLogger("aiohttp.access") if self.settings.debug else None
-        runner = self.make_runner(access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
-        self.accept_errors.install(asyncio.get_running_loop())
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
-            logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
-    # -- HTTP handlers ------------------------------------------------------------------------
-
-    def authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization")
-        # Fast path: the canonical header, compared whole in constant time; any other form is parsed.
-        if header is not None and hmac.compare_digest(header.encode("utf-8", "replace"), self.expected_auth):
-            return True
-        return check_basic_auth(header, self.settings.login, self.settings.password)
-
-    @functools.cached_property
-    def expected_auth(self) -> bytes:
-        credentials = f"{self.settings.login}:{self.settings.password}".encode()
-        return b"Basic " + base64.b64encode(credentials)
-
-    def unauthorized(self) -> web.Response:
-        return web.json_response(UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": 'Basic realm="daemon"'})
-
-    async def handle_health(self, request: web.Request) -> web.Response:
-        try:
-            body = await self.health()
-        except Exception:
-            logger.exception("health check failed")
-            body = {"status": "backend_unavailable"}
-        problem = self.storage.problem()
-        if problem is not None:  # events cannot be stored, so none can be delivered: worse than any backend state
-            body = {**body, "status": "storage_unavailable", "storage": problem}
-        body = {"name": self.name, "version": self.VERSION, **public_health(body)}
-        return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
-
-    async def handle_spec(self, request: web.Request) -> web.Response:
-        if not self.authorized(request):
-            return self.unauthorized()
-        return web.json_response(self.full_spec(), dumps=jsonrpc.dumps)
-
-    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        if not self.authorized(request):
-            return self.unauthorized()
-        assert self.hub is not None
-        return await self.hub.handle(request)
-
-    async def handle_rpc(self, request: web.Request) -> web.Response:
-        if not self.authorized(request):
-            return self.unauthorized()
-        settings = self.settings
-        try:
-            body = await read_body(request, settings.max_body_size, settings.body_timeout)
-            payload = jsonrpc.decode_body(body)
-        except RPCError as error:
-            status = 408 if isinstance(error, BodyTimeout) else 413 if error.code == INVALID_REQUEST else 200
-            response = web.json_response(jsonrpc.error_response(None, error), status=status)
-            if status == 408:
-                response.force_close()  # the rest of the body may still come: the stream cannot be reused
-            return response
-        if isinstance(payload, list):
-            text = await answer_batch(
-                payload, self.handle_single, settings.max_batch_length, settings.max_batch_response_size
-            )
-        else:
-            answer = await self.handle_single(payload)
-            text = None if answer is None else encode_answer(answer)
-        if text is None:
-            return web.Response(status=204)
-        return web.Response(text=text, content_type="application/json")
 
     async def handle_single(self, obj: Any) -> dict[str, Any] | None:
         try:

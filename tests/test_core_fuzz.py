@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemons.base import UNAUTHORIZED_BODY
+from daemons.http_app import UNAUTHORIZED_BODY
 from daemons.jsonrpc import INTERNAL_ERROR
 from tests.sample_daemon import SampleDaemon
 from tests.support import LOGIN, PASSWORD, DaemonClient, running_daemon

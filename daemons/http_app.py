@@ -1,0 +1,187 @@
+"""The HTTP side of a daemon: the aiohttp application, its runner and server, and the handlers of its routes.
+
+``BaseDaemon`` inherits it. The handlers only authenticate, read and bound what comes in (bodies,
+batches: ``daemons/http_rpc.py``) and encode what goes out; answering a call is the daemon's
+``handle_single``, and what ``/health`` says is its ``health`` hook, filtered here to what may be
+shown without auth. Connections are capped and timed by ``daemons/connections.py``; browser
+origins and foreign Host names are refused by ``daemons/access.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hmac
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from . import jsonrpc
+from .access import access_middleware, check_basic_auth, public_health
+from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, guard_middleware, raise_descriptor_limit
+from .datapath import prepare_data_path
+from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
+from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
+from .jsonrpc import INVALID_REQUEST, RPCError
+from .settings import CommonSettings, Settings, is_loopback
+
+logger = logging.getLogger("daemons.base")  # the name operators know these lines by
+UNAUTHORIZED_BODY = {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Unauthorized"}, "id": None}
+
+
+class HTTPEndpoints:
+    """``POST /``, ``GET /ws``, ``GET /spec``, ``GET /health`` and ``GET /metrics``, served by ``run``."""
+
+    # What the daemon provides (see BaseDaemon).
+    name: str
+    VERSION: str
+    settings: CommonSettings
+    env_reader: Settings
+    guard: ConnectionGuard
+    accept_errors: AcceptErrorLog
+    metrics: Any
+    storage: Any
+    hub: Any
+    _app: web.Application | None
+    ensure_backend_loaded: Callable[[], None]
+    health: Callable[[], Awaitable[dict[str, Any]]]
+    full_spec: Callable[[], dict[str, Any]]
+    handle_single: Callable[[Any], Awaitable[dict[str, Any] | None]]
+    _on_startup: Callable[[web.Application], Awaitable[None]]
+    _on_shutdown: Callable[[web.Application], Awaitable[None]]
+    _on_cleanup: Callable[[web.Application], Awaitable[None]]
+
+    @property
+    def app(self) -> web.Application:
+        if self._app is None:
+            self._app = self.create_app()
+        return self._app
+
+    def create_app(self) -> web.Application:
+        # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
+        settings = self.settings
+        middlewares = [
+            guard_middleware(self.guard),  # outermost: a connection inside any request is never closed for room
+            access_middleware(
+                settings.allowed_origins, is_loopback(settings.host), self.env_reader.variable("ALLOWED_ORIGINS")
+            ),
+        ]
+        app = web.Application(client_max_size=settings.max_body_size + 1024, middlewares=middlewares)
+        app.router.add_post("/", self.handle_rpc)
+        app.router.add_get("/ws", self.handle_ws)
+        app.router.add_get("/spec", self.handle_spec)
+        app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/metrics", self.metrics.handle)
+        add_fallback_route(app)  # last: other paths and methods get JSON-RPC errors too
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully (websockets are closed with 1001)."""
+        logging.basicConfig(
+            level=logging.DEBUG if self.settings.debug else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("aiohttp.server").addFilter(QuietParseErrors())
+        os.umask(0o077)  # whatever the daemon and its libraries create (wallets, logs, databases) is owner-only
+        prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))  # before any library writes
+        raise_descriptor_limit()
+        self.ensure_backend_loaded()
+        asyncio.run(self.serve())
+
+    def make_runner(self, access_log: logging.Logger | None = None, **kwargs: Any) -> web.AppRunner:
+        """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON,
+        caps and times connections (the cap in all fits the descriptor limit in force now), and counts every
+        answer for /metrics (writing aiohttp's access log only when ``access_log`` is given)."""
+        self.guard.max_connections = connection_cap(self.settings.max_connections)
+        counting = self.metrics.access_logger_class(log_lines=access_log is not None)
+        logger = access_log or logging.getLogger("aiohttp.access")
+        return DaemonRunner(self.app, guard=self.guard, access_log=logger, access_log_class=counting, **kwargs)
+
+    async def serve(self) -> None:
+        # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
+        access_log = logging.getLogger("aiohttp.access") if self.settings.debug else None
+        runner = self.make_runner(access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
+        self.accept_errors.install(asyncio.get_running_loop())
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
+            logger.info("%s daemon listening on %s:%s", self.name, self.settings.host, self.settings.port)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    # -- HTTP handlers ------------------------------------------------------------------------
+
+    def authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization")
+        # Fast path: the canonical header, compared whole in constant time; any other form is parsed.
+        if header is not None and hmac.compare_digest(header.encode("utf-8", "replace"), self.expected_auth):
+            return True
+        return check_basic_auth(header, self.settings.login, self.settings.password)
+
+    @functools.cached_property
+    def expected_auth(self) -> bytes:
+        credentials = f"{self.settings.login}:{self.settings.password}".encode()
+        return b"Basic " + base64.b64encode(credentials)
+
+    def unauthorized(self) -> web.Response:
+        return web.json_response(UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": 'Basic realm="daemon"'})
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        try:
+            body = await self.health()
+        except Exception:
+            logger.exception("health check failed")
+            body = {"status": "backend_unavailable"}
+        problem = self.storage.problem()
+        if problem is not None:  # events cannot be stored, so none can be delivered: worse than any backend state
+            body = {**body, "status": "storage_unavailable", "storage": problem}
+        body = {"name": self.name, "version": self.VERSION, **public_health(body)}
+        return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
+
+    async def handle_spec(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        return web.json_response(self.full_spec(), dumps=jsonrpc.dumps)
+
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        if not self.authorized(request):
+            return self.unauthorized()
+        assert self.hub is not None
+        return await self.hub.handle(request)
+
+    async def handle_rpc(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        settings = self.settings
+        try:
+            body = await read_body(request, settings.max_body_size, settings.body_timeout)
+            payload = jsonrpc.decode_body(body)
+        except RPCError as error:
+            status = 408 if isinstance(error, BodyTimeout) else 413 if error.code == INVALID_REQUEST else 200
+            response = web.json_response(jsonrpc.error_response(None, error), status=status)
+            if status == 408:
+                response.force_close()  # the rest of the body may still come: the stream cannot be reused
+            return response
+        if isinstance(payload, list):
+            text = await answer_batch(
+                payload, self.handle_single, settings.max_batch_length, settings.max_batch_response_size
+            )
+        else:
+            answer = await self.handle_single(payload)
+            text = None if answer is None else encode_answer(answer)
+        if text is None:
+            return web.Response(status=204)
+        return web.Response(text=text, content_type="application/json")
