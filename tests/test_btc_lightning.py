@@ -10,6 +10,7 @@ ElectrumX. The payer opens a channel to the merchant, so the merchant has inboun
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +67,9 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
         async with merchant_daemon.running() as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
             point = await open_channel(stack, payer, merchant, feed)
+            # a node with a channel is never unloaded (idle timeout, MAX_WALLETS): its peer pays it
+            payer_key = "sha256:" + hashlib.sha256(PAYER_SEED.encode()).hexdigest()
+            assert payer_key in payer.daemon.watched_wallets()
             sdk = sdk_for(merchant)
             try:
                 invoice = await sdk.add_invoice(PRICE, "order 1", expire=10)
