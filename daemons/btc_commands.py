@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .btc_amounts import MAX_SPEND, amount_text, check_expiry, check_fee_rate, parse_amount
+from .btc_amounts import MAX_SPEND, amount_text, check_expiry, check_fee_rate, format_amount, parse_amount
 from .btc_errors import INVALID_TRANSACTION, WATCH_ONLY
 from .jsonrpc import RPCError
 from .rpc import RPCMethod
@@ -14,6 +14,8 @@ from .rpc import RPCMethod
 AMOUNT_PARAMS = frozenset({"amount", "fee", "push_amount"})
 FEE_RATE_PARAMS = frozenset({"feerate", "new_fee_rate"})
 EXPIRY_PARAMS = frozenset({"expiration"})
+# Commands whose result lists Electrum's exported requests or invoices, with its amount_BTC text.
+LISTS_WITH_AMOUNTS = frozenset({"list_requests", "list_invoices"})
 # Wallet methods whose answer depends on the wallet's history (Electrum's and Electron Cash's names, and the
 # daemon's own): right after a wallet (re)loads they wait until it has caught up with the server, or a
 # request paid while the daemon was down would read "Unpaid" and payto would spend coins already spent.
@@ -58,7 +60,11 @@ class CommandsMixin:
             self.check_command_arguments(method.name, wallet, bound.arguments)
             self.check_can_sign(method.name, wallet, bound.arguments)
             # Electrum's @command wrapper finds the wallet only as a keyword argument.
-            return await method.func(**bound.arguments)
+            result = await method.func(**bound.arguments)
+            if method.name in LISTS_WITH_AMOUNTS and isinstance(result, list):
+                for item in result:
+                    self.fix_amount_text(item)
+            return result
         return await super().call(method, bound)
 
     # Commands whose bad input the library meets with a bare Exception or a TypeError (-32603): a check
@@ -101,6 +107,11 @@ class CommandsMixin:
                 "Cannot broadcast an unsigned or partially signed transaction: sign it first (signtransaction)",
             )
         arguments["tx"] = parsed.serialize()
+
+    def fix_amount_text(self, item: Any) -> None:
+        """Electrum's export writes amount_BTC as "0." or "2.": the exact amount in our decimal form instead."""
+        if isinstance(item, dict) and isinstance(item.get("amount_sat"), int) and "amount_BTC" in item:
+            item["amount_BTC"] = format_amount(item["amount_sat"], self.COIN_DECIMALS)
 
     def command_amount(self, param: str, value: Any) -> str:
         """An amount as the library's command parses it, or Electrum's spend-everything form ("!")."""

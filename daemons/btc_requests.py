@@ -56,9 +56,7 @@ class RequestsMixin:
     def format_request(self, wallet: Any, request: Any) -> dict[str, Any]:
         """Electrum's export (amount_BTC, amount_sat, ...) with the fields every coin's request has."""
         data = wallet.export_request(request)
-        amount = request.get_amount_sat()
-        if isinstance(amount, int):  # Electrum's format_satoshis writes 0 as "0."
-            data["amount_BTC"] = format_amount(amount, self.COIN_DECIMALS)
+        self.fix_amount_text(data)
         data.update(
             request_fields(
                 request_id=data["request_id"],

@@ -179,5 +179,7 @@ async def test_bad_amounts_fees_expiries_and_command_input_are_32602_and_create_
         for given, shown in (("-0", "0"), ("0.", "0"), ("2", "2"), ("0.00000001", "0.00000001")):
             created = await d.call("add_request", given, xpub=vpub, force=True)
             assert created["amount_BTC"] == shown
+        listed = sorted(r["amount_BTC"] for r in await d.call("list_requests", xpub=vpub))  # Electrum's own command
+        assert listed == ["0", "0", "0.00000001", "2"]
         assert (await d.call("convert_xkey", vpub, "standard")).startswith("tpub")
         assert await d.call("get_default_fee", 1) is not None
