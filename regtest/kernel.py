@@ -13,14 +13,16 @@ importers of the node's other modules never load it.
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .serialize import Block, Tx
 
@@ -38,6 +40,32 @@ _SCRIPT_ERROR = re.compile(r"script-verify-flag-failed \((?P<error>[^)]*)\)")
 
 class KernelRejected(ValueError):
     """Core refused a block; the message is Core's reason ("bad-cb-amount, coinbase pays too much ...")."""
+
+
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+
+def _gc_paused(call: _Call) -> _Call:
+    """Run a kernel call with Python's cyclic garbage collector paused.
+
+    The kernel calls `_log_sink` (Python) while it holds its own, non-recursive log mutex. If the allocations
+    of that callback start a collection, and the garbage holds a dropped kernel object (a Chain and its
+    mempool refer to each other, so a dropped node is cyclic garbage), that object's destructor logs too and
+    waits for the mutex its own thread holds: the process hangs. Seen in CI as a hang in ChainstateManager's
+    constructor. Every call that can log runs with collection paused; collections run between calls.
+    """
+
+    @functools.wraps(call)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused  # type: ignore[return-value]
 
 
 def _log_sink(message: str) -> None:
@@ -80,6 +108,7 @@ class CoreKernel:
         self.reset()
 
     # ---- lifecycle ----
+    @_gc_paused
     def reset(self, blocks: Iterable[Block] = ()) -> None:
         """A fresh chainstate at genesis (files in a new scratch dir), then `blocks` connected in order."""
         self.close()
@@ -97,6 +126,12 @@ class CoreKernel:
         for block in blocks:
             self.connect(block)
 
+    def __del__(self) -> None:
+        # dropped by its last reference (not by a collection): destroy the chainstate under the pause, as close does
+        if getattr(self, "chainman", None) is not None:
+            self.close()
+
+    @_gc_paused
     def close(self) -> None:
         self.chainman = None  # destroyed here (refcount), before its files go
         if self.dir is not None:
@@ -109,6 +144,7 @@ class CoreKernel:
         chain = self.chainman.get_active_chain()
         return str(chain.block_tree_entries[chain.height].block_hash)
 
+    @_gc_paused
     def process(self, block: Block) -> str | None:
         """Hand `block` to Core; None if it is now the tip, else Core's reason (or why it is not the tip)."""
         block_hash = block.hash_hex
@@ -146,6 +182,7 @@ class CoreKernel:
         return found["error"] if found else reason
 
     # ---- transactions ----
+    @_gc_paused
     def verify_inputs(self, tx: Tx, spent: list[tuple[int, bytes]]) -> int | None:
         """The index of the first input whose script fails against its spent (amount, scriptPubKey), or None.
 
