@@ -1,8 +1,9 @@
 """``python -m daemons.healthcheck [URL]``: the image's HEALTHCHECK, without curl or wget in the image.
 
 Without a URL it asks the daemon of this container: the one PID 1 runs (``python -m daemons <name>``), on
-``<NAME>_PORT`` or its default port, path ``/health``. Exit 0 when the daemon answers ``ok`` or ``syncing``
-(it serves requests; a chain that is catching up is no reason to call the container broken), 1 otherwise
+``<NAME>_PORT`` or its default port, path ``/health``. Exit 0 when the daemon answers ``ok``, ``syncing`` or
+``busy`` (it serves requests; a chain that is catching up, or a Bitmessage node working through a long call, is
+no reason to call the container broken), 1 otherwise
 (``backend_unavailable``, no answer). With a URL (such as monerod's ``/get_info``) any 200 is healthy.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import DAEMONS
 
-HEALTHY = {"ok", "syncing"}
+HEALTHY = {"ok", "syncing", "busy"}
 TIMEOUT = 8.0
 
 

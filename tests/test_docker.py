@@ -319,11 +319,16 @@ async def test_healthcheck_asks_the_daemons_health():
         async def syncing() -> dict[str, Any]:
             return {"status": "syncing"}
 
+        async def busy() -> dict[str, Any]:
+            return {"status": "busy"}
+
         async def down() -> dict[str, Any]:
             return {"status": "backend_unavailable"}
 
         d.daemon.health = syncing
         assert (await check(d.url + "/health"))[0] is True, "a syncing daemon serves: not unhealthy"
+        d.daemon.health = busy
+        assert (await check(d.url + "/health"))[0] is True, "a node busy with a long call is alive: not unhealthy"
         d.daemon.health = down
         assert (await check(d.url + "/health"))[0] is False
     assert (await check(d.url + "/health"))[0] is False, "no answer"
