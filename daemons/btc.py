@@ -205,11 +205,13 @@ class BTCDaemon(
         self.router = AdbRouter(self.electrum.util.register_callback, self.electrum.util.unregister_callback)
         self.router.start()
         self.register_callbacks()
+        self.start_lightning_nodes()
         logger.info(
             "%s on %s: %s", self.name, self.network_name, "offline" if self.network is None else "network started"
         )
 
     async def stop_backend(self) -> None:
+        self.stop_lightning_nodes()
         await self.forget_all_wallets()
         self.unregister_callbacks()
         if self.electrum_daemon is not None:

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 from typing import Any
 
 from .btc_amounts import amount_text, parse_amount
 from .btc_errors import LIGHTNING_UNSUPPORTED
-from .jsonrpc import INVALID_PARAMS, RPCError
+from .jsonrpc import INVALID_PARAMS, RPCError, WalletIdentity
 from .rpc import RPCMethod, rpc
 from .settings import SettingsError, parse_positive_int
+
+logger = logging.getLogger(__name__)
+NODE_KIND = "lightning_node"  # btc_reported rows: wallets whose node has a channel to look after
 
 # Codes of spec/btc.json for Lightning (the SDK raises each by its exc_name).
 NO_ROUTE = -32010
@@ -122,6 +127,57 @@ class LightningMixin:
             await asyncio.sleep(0.02)
         if lnworker.listen_server is not None:
             self.listening_node = lnworker.node_keypair.pubkey
+
+    # -- nodes that must run: wallets with channels -----------------------------------------------------
+
+    def remember_node(self, key: str, wallet: Any) -> None:
+        """Record whether the wallet's node has a channel to look after, so the next start runs it."""
+        lnworker = getattr(wallet, "lnworker", None)
+        if lnworker is None or self.reported is None or not key.startswith("sha256:"):
+            return
+        value = "1" if any(not chan.is_redeemed() for chan in lnworker.channels.values()) else "0"
+        if self.reported.get(NODE_KIND, key, "") != value:
+            try:
+                self.reported.put(NODE_KIND, key, "", value)
+            except Exception:  # a full disk: the node still runs now, and is recorded at its next change
+                logger.exception("could not record the Lightning node of wallet %s", key)
+
+    def start_lightning_nodes(self) -> None:
+        """Load, in the background, every seed wallet whose node has a channel not redeemed yet.
+
+        A node runs only while its wallet is loaded: after a restart its peers could not pay it and its
+        watcher would miss a force close until a client happened to name the wallet."""
+        if self.lightning and self.network is not None and self.reported is not None:
+            self._node_loader = asyncio.ensure_future(self.load_lightning_nodes())
+
+    async def load_lightning_nodes(self) -> None:
+        rows = self.reported.db.execute(
+            "SELECT wallet FROM btc_reported WHERE daemon = ? AND kind = ? AND value = '1'", (self.name, NODE_KIND)
+        ).fetchall()
+        for (key,) in rows:
+            try:
+                seed = await asyncio.to_thread(self.stored_seed, key)
+                if seed is not None:
+                    await self.get_wallet(WalletIdentity(seed))
+            except Exception:
+                logger.exception("could not start the Lightning node of wallet %s", key)
+
+    def stored_seed(self, key: str) -> str | None:
+        """The Electrum seed in the wallet file of ``key`` (files are named by the seed's SHA-256)."""
+        path = self.wallet_dir() / key.removeprefix("sha256:")
+        if not path.exists():
+            return None
+        storage = self.electrum.storage.WalletStorage(str(path))
+        db = self.electrum.wallet_db.WalletDB(storage.read(), manual_upgrades=False)
+        seed = (db.get("keystore") or {}).get("seed")
+        if not seed or "sha256:" + hashlib.sha256(seed.encode()).hexdigest() != key:
+            return None
+        return seed
+
+    def stop_lightning_nodes(self) -> None:
+        loader = getattr(self, "_node_loader", None)
+        if loader is not None:
+            loader.cancel()
 
     @staticmethod
     def guard_request_export(wallet: Any) -> None:

@@ -128,6 +128,7 @@ class LightningRequestsMixin:
         if key is None or self.reported is None or chan.is_backup():
             return
         try:
+            self.remember_node(key, wallet)
             await self.report_channel(key, chan)
         except Exception:  # Electrum drops a callback's exception without a trace
             logger.exception("could not report a change of channel %s", chan.funding_outpoint.to_str())
@@ -158,5 +159,6 @@ class LightningRequestsMixin:
         lnworker = getattr(wallet, "lnworker", None)
         if key is None or lnworker is None or self.reported is None:
             return
+        self.remember_node(key, wallet)
         for chan in list(lnworker.channels.values()):
             await self.report_channel(key, chan)

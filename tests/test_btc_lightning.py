@@ -101,8 +101,9 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
 
         # the merchant restarts between the invoice and its payment; the payer's node reconnects to it
         async with merchant_daemon.running() as merchant:
-            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": cursor})
+            # nobody names the merchant's wallet: the daemon starts the node of a wallet with a channel itself
             await eventually(lambda: usable(payer, point))
+            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": cursor})
             result = await payer.call("lnpay", restart_invoice["lightning_invoice"], xpub=PAYER_SEED)
             assert result["success"] is True
             await feed.wait_for(payment_for(restart_invoice["rhash"], PR_PAID))
