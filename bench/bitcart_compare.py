@@ -170,7 +170,7 @@ async def call(port: int, method: str, *params: Any, **named: Any) -> Any:
 # -- the servers -------------------------------------------------------------------------------
 
 
-def start_ours(server: str, data_path: str) -> Server:
+def start_ours(server: str, data_path: str, profile: str = "") -> Server:
     port = free_port()
     env = {
         **os.environ,
@@ -181,7 +181,8 @@ def start_ours(server: str, data_path: str) -> Server:
         "BTC_SERVER": server,
         "BTC_ONESERVER": "true",
     }
-    process = subprocess.Popen([sys.executable, "-m", "daemons", "btc"], cwd=ROOT, env=env)
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
+    process = subprocess.Popen([sys.executable, *profiler, "-m", "daemons", "btc"], cwd=ROOT, env=env)
     wait_listening(port, process, timeout=60)
     return Server("this daemon", port, process)
 
@@ -337,7 +338,7 @@ def mine_history(stack: Any) -> Fixture:
 
 async def run(args: argparse.Namespace, stack: Any, scratch: str) -> None:
     fixture = mine_history(stack)
-    ours = start_ours(stack.electrum_server, str(Path(scratch) / "ours"))
+    ours = start_ours(stack.electrum_server, str(Path(scratch) / "ours"), args.profile)
     servers = [ours]
     bitcart = None
     try:
@@ -380,6 +381,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wallets", type=int, default=200)
     parser.add_argument("--calls", default=",".join(CALLS))
+    parser.add_argument("--profile", default="", help="run this daemon under cProfile, writing this file")
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "ANSWERS"))
     args = parser.parse_args()
     if args.serve_bare:

@@ -30,7 +30,7 @@ from .btc_commands import CommandsMixin
 from .btc_config import NETWORKS, Proxy, parse_network, parse_proxy_url, parse_server
 from .btc_errors import ElectrumErrorsMixin
 from .btc_events import AdbRouter, ReportedState
-from .btc_keys import KeysMixin
+from .btc_keys import KeysMixin, KnownPublicKeys
 from .btc_lightning import UNSUPPORTED_LIGHTNING_COMMANDS, LightningMixin
 from .btc_lightning_requests import LightningRequestsMixin
 from .btc_network import NetworkMixin
@@ -101,6 +101,7 @@ class BTCDaemon(
         self.reported: ReportedState | None = None
         self.wallet_loads = 0  # wallets built (restored or opened) since start: the single-flight's witness
         self._keys_by_wallet: dict[int, str] = {}
+        self.public_keys = KnownPublicKeys()
         self._up_to_date: dict[int, bool] = {}  # per wallet: whether its last sync round had caught up
         self._registered: list[Any] = []
 

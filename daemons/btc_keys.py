@@ -22,6 +22,27 @@ EXTENDED_KEY_BYTES = 78  # version, depth, parent fingerprint, child number, cha
 EXTENDED_KEY_CHARS = 112  # 82 bytes (with the checksum) never take more base58 digits than this
 
 
+class KnownPublicKeys:
+    """Strings the library has already taken as master public keys of this daemon's network, at most ``size``.
+
+    Telling one from a seed costs Electrum a base58 decoding and a curve point check (~0.1 ms) and the
+    answer for a string never changes within a process (its network is fixed), so a wallet named on every
+    request by its xpub pays it once. Only public keys are kept: never a seed or a private key.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.keys: dict[str, None] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        if len(self.keys) >= self.size:
+            del self.keys[next(iter(self.keys))]  # the oldest: insertion order
+        self.keys[key] = None
+
+
 def looks_like_extended_key(key: str) -> bool:
     """Whether a string starts the way an extended key does, so it must be one (never a seed)."""
     return key.strip()[:4] in EXTENDED_KEY_PREFIXES
@@ -48,9 +69,20 @@ def is_base58check_extended_key(key: str) -> bool:
 class KeysMixin:
     """What a key is (public, private, seed) for the library loaded in ``self.electrum``."""
 
+    public_keys: KnownPublicKeys
+
     def is_public_key(self, key: str) -> bool:
         keystore = self.electrum.keystore
         return bool(self.electrum.bip32.is_xpub(key) or keystore.is_old_mpk(key))
+
+    def known_public_key(self, key: str) -> bool:
+        """``is_public_key``, remembered for the keys it holds for (see ``KnownPublicKeys``)."""
+        if key in self.public_keys:
+            return True
+        if self.is_public_key(key):
+            self.public_keys.add(key)
+            return True
+        return False
 
     def is_master_key(self, key: str) -> bool:
         """Whether the library takes ``key`` as a master key of this network."""
@@ -97,12 +129,15 @@ class KeysMixin:
         """Whether key restores a wallet on this network: a master public or private key, or an Electrum seed.
 
         A string that starts like an extended key (xpub, vpub, ...) is valid only as one, never as a seed."""
+        if key in self.public_keys:  # the library already took it as a master public key: it restores a wallet
+            return True
         if self.malformed_extended_key(key):
             return False
         keystore = self.electrum.keystore
         try:
             if keystore.is_master_key(key):
                 keystore.from_master_key(key)
+                self.known_public_key(key)
                 return True
             if keystore.is_seed(key):
                 keystore.from_seed(key, None)

@@ -18,7 +18,7 @@ class WalletsMixin:
 
     def wallet_key(self, identity: WalletIdentity) -> str:
         """A master public key names its wallet; a seed or private key is never echoed: it is hashed."""
-        if self.backend_loaded and self.is_public_key(identity.key):
+        if self.backend_loaded and self.known_public_key(identity.key):
             return identity.key
         return "sha256:" + hashlib.sha256(identity.key.encode()).hexdigest()
 
