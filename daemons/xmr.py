@@ -203,6 +203,7 @@ class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
         except MoneroError as exc:
             body["monerod"] = health_word(exc, "monerod")  # the message names the URL: /health shows none
         body["wallet_rpc"] = await self.wallet_rpcs.health(self.wallet_rpc_binary)
+        body["scanner"] = self.scanner.progress()
         if body["monerod"] != "ok" or body["wallet_rpc"] != "ok":
             return {"status": "backend_unavailable", **body}
         return {"status": "syncing" if syncing else "ok", **body}

@@ -153,6 +153,11 @@ class Scanner:
         unlocked = [o for o in mined if is_unlocked(o, count)]
         return {"balance": sum(o.amount for o in mined), "unlocked_balance": sum(o.amount for o in unlocked)}
 
+    def progress(self) -> dict[str, int]:
+        """For /health: how many wallets it watches and how many blocks the furthest behind still has to scan."""
+        lowest = min((w.scanned for w in self.wallets.values()), default=self.chain_count)
+        return {"wallets": len(self.wallets), "blocks_behind": max(0, self.chain_count - lowest)}
+
     # -- the loop ---------------------------------------------------------------------------------
 
     def start(self) -> None:

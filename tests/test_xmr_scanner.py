@@ -57,12 +57,14 @@ class Events:
 
 
 @contextlib.asynccontextmanager
-async def daemon(chain: Chain, data_path: Path, events: Events) -> AsyncIterator[DaemonClient]:
+async def daemon(chain: Chain, data_path: Path, events: Events, **extra: str) -> AsyncIterator[DaemonClient]:
     env = {
         "MONEROD_URL": chain.monerod.url,
         "NETWORK": "regtest",
         "CONFIRMATIONS": "2",
         "WALLET_RPC_BINARY": str(data_path / "no-wallet-rpc"),  # the scanner alone serves watch-only wallets
+        "WALLET_IDLE_TIMEOUT": "0",  # paid wallets stay loaded: this test compares them after the fact
+        **extra,
     }
     async with running_daemon(XMRDaemon, env=env, data_path=data_path) as client:
         task = asyncio.ensure_future(events.collect(client, events.last_id()))
@@ -106,7 +108,9 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
             made = [d.call("add_request", "1", f"w{i}", 3600, xpub=keys[i].view_only) for i in range(start, start + 25)]
             requests.update(zip(range(start, start + 25), await asyncio.gather(*made), strict=True))
         assert len(d.daemon.scanner.wallets) == WALLETS
-        single, split, shared, restarted, reorged, dropped = rng.sample(range(WALLETS), 6)
+        async with d.session.get(d.url + "/health") as response:
+            assert (await response.json())["scanner"]["wallets"] == WALLETS
+        single, split, shared, restarted, reorged, dropped, miner = rng.sample(range(WALLETS), 7)
         address = {i: requests[i]["address"] for i in requests}
 
         # in the pool: one payment, one split over two outputs and two transactions, one among strangers
@@ -118,7 +122,7 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
         )
         await events.until(status(address[single], 7))
         underpaid = await events.until(status(address[split], 0))
-        assert underpaid["sent_amount"] == "0.500000000000" and underpaid["status_str"] == "Underpaid"
+        assert underpaid["sent_amount"] == "0.500000000000"  # short of the amount: still unpaid
         split_2 = await pay(chain, (address[split], "0.5"))
         await events.until(status(address[split], 7))
         await events.until(status(address[shared], 7))
@@ -133,64 +137,88 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
         late = await pay(chain, (address[restarted], "1"))
         await events.until(status(address[restarted], 7))
     await chain.mine_async(2)
-    async with daemon(chain, tmp_path / "data", events) as d:
-        await events.until(status(address[restarted], 3))
+    oracle = WalletRPC(tmp_path, chain.monerod.url)  # started later, for the comparison
+    try:
+        async with daemon(chain, tmp_path / "data", events) as d:
+            await events.until(status(address[restarted], 3))
 
-        # a block popped, the transaction mined again on another branch
-        moved = await pay(chain, (address[reorged], "1"))
-        await events.until(status(address[reorged], 7))
-        height = await chain.mine_async(1)  # the new top block's height; one confirmation, short of 2
+            # a block popped, the transaction mined again on another branch
+            moved = await pay(chain, (address[reorged], "1"))
+            await events.until(status(address[reorged], 7))
+            height = await chain.mine_async(1)  # the new top block's height; one confirmation, short of 2
 
-        async def balance(i: int) -> Decimal:
-            got = await d.call("getbalance", xpub=keys[i].view_only)
-            return Decimal(got["confirmed"]) + Decimal(got["unconfirmed"])
+            async def balance(i: int) -> Decimal:
+                got = await d.call("getbalance", xpub=keys[i].view_only)
+                return Decimal(got["confirmed"]) + Decimal(got["unconfirmed"])
 
-        await until(lambda: balance(reorged), Decimal(1))
-        first_hash = d.daemon.scanner.store.block_hash(height)
-        await asyncio.to_thread(pop_blocks, chain, 1)
-        await until(lambda: balance(reorged), Decimal(0))  # back in the pool: received, not in a block
-        assert d.daemon.scanner.store.block_hash(height) is None
-        await chain.mine_async(2)
-        await events.until(status(address[reorged], 3))
-        assert d.daemon.scanner.store.block_hash(height) not in (None, first_hash)
-        assert await balance(reorged) == Decimal(1)
+            await until(lambda: balance(reorged), Decimal(1))
+            first_hash = d.daemon.scanner.store.block_hash(height)
+            await asyncio.to_thread(pop_blocks, chain, 1)
+            await until(lambda: balance(reorged), Decimal(0))  # back in the pool: received, not in a block
+            assert d.daemon.scanner.store.block_hash(height) is None
+            await chain.mine_async(2)
+            await events.until(status(address[reorged], 3))
+            assert d.daemon.scanner.store.block_hash(height) not in (None, first_hash)
+            assert await balance(reorged) == Decimal(1)
 
-        # a block popped and a branch without the payment (dropped from the pool): the request is unpaid again
-        gone = await pay(chain, (address[dropped], "1"))
-        await events.until(status(address[dropped], 7))
-        await chain.mine_async(1)
-        await until(lambda: balance(dropped), Decimal(1))
-        await asyncio.to_thread(pop_blocks, chain, 1)
-        await asyncio.to_thread(json_rpc, chain.monerod.url, "flush_txpool", {"txids": [gone]})
-        await chain.mine_async(2)
-        unpaid = await events.until(status(address[dropped], 0))
-        assert (unpaid["sent_amount"], unpaid["tx_hashes"]) == ("0.000000000000", [])
-        assert await balance(dropped) == Decimal(0)
+            # a block popped and a branch without the payment (dropped from the pool): the request is unpaid again
+            gone = await pay(chain, (address[dropped], "1"))
+            await events.until(status(address[dropped], 7))
+            await chain.mine_async(1)
+            await until(lambda: balance(dropped), Decimal(1))
+            await asyncio.to_thread(pop_blocks, chain, 1)
+            await asyncio.to_thread(json_rpc, chain.monerod.url, "flush_txpool", {"txids": [gone]})
+            await chain.mine_async(2)
+            unpaid = await events.until(status(address[dropped], 0))
+            assert (unpaid["sent_amount"], unpaid["tx_hashes"]) == ("0.000000000000", [])
+            assert await balance(dropped) == Decimal(0)
 
-        # every payment reported once, to its own wallet only
-        wallet_of = {wallet_key_of(keys[i].address, keys[i].view_key): i for i in range(WALLETS)}
-        payments = [e for e in events.events if e["event"] == "new_payment"]
-        assert {wallet_of[e["wallet"]] for e in payments} == {single, split, shared, restarted, reorged, dropped}
-        statuses = {i: [e["status"] for e in payments if e["address"] == address[i]] for i in requests}
-        assert statuses[split] == [0, 7, 3]
-        assert all(statuses[i] == [7, 3] for i in (single, shared, restarted, reorged)), statuses
-        assert statuses[dropped] == [7, 0]
-        txs = [(wallet_of[e["wallet"]], e["tx"]) for e in events.events if e["event"] == "new_transaction"]
-        expected = {(single, paid), (split, split_1), (split, split_2), (shared, shared_tx), (restarted, late)}
-        assert sorted(txs) == sorted(expected | {(reorged, moved), (dropped, gone)})
+            # a coinbase to a watched wallet's primary address (clear amount, locked for 60 blocks)
+            coinbase_height = await asyncio.to_thread(chain.monerod.mine, 1, keys[miner].address)
+            reward = Decimal(await asyncio.to_thread(coinbase_amount, chain, coinbase_height))
+            await until(lambda: balance(miner), reward)
+            miner_key = wallet_key_of(keys[miner].address, keys[miner].view_key)
+            await events.until(lambda e: e["event"] == "new_transaction" and e["wallet"] == miner_key)
 
-        # wallet-rpc as the oracle: same payments (tx, amount, height) and balances for a sample of wallets
-        oracle = WalletRPC(tmp_path, chain.monerod.url)
-        oracle.start()
-        try:
-            for i in (split, shared, reorged, dropped):  # several outputs and txs, strangers, reorgs
+            # every payment reported once, to its own wallet only
+            wallet_of = {wallet_key_of(keys[i].address, keys[i].view_key): i for i in range(WALLETS)}
+            payments = [e for e in events.events if e["event"] == "new_payment"]
+            assert {wallet_of[e["wallet"]] for e in payments} == {single, split, shared, restarted, reorged, dropped}
+            statuses = {i: [e["status"] for e in payments if e["address"] == address[i]] for i in requests}
+            assert statuses[split] == [0, 7, 3]
+            assert all(statuses[i] == [7, 3] for i in (single, shared, restarted, reorged)), statuses
+            assert statuses[dropped] == [7, 0]
+            txs = [(wallet_of[e["wallet"]], e["tx"]) for e in events.events if e["event"] == "new_transaction"]
+            expected = {(single, paid), (split, split_1), (split, split_2), (shared, shared_tx), (restarted, late)}
+            coinbase_tx = next(t for w, t in txs if w == miner)
+            assert sorted(txs) == sorted(expected | {(reorged, moved), (dropped, gone), (miner, coinbase_tx)})
+
+            # wallet-rpc as the oracle: same payments (tx, amount, height) and balances for a sample of wallets
+            await asyncio.to_thread(oracle.start)
+            for i in (split, shared, reorged, dropped, miner):  # outputs and txs, strangers, reorgs, coinbase
                 wallet = d.daemon.wallets[wallet_key_of(keys[i].address, keys[i].view_key)]
                 seen = await asyncio.to_thread(wallet_rpc_payments, oracle, keys[i], wallet.restore_height)
                 assert scanned_payments(d, wallet.key) == seen[0], i
                 ours = await d.call("getbalance", xpub=keys[i].view_only)
                 assert (ours["confirmed"], ours["unconfirmed"]) == seen[1], i
-        finally:
-            oracle.stop()
+            split_payments = scanned_payments(d, wallet_key_of(keys[split].address, keys[split].view_key))
+
+        # what only wallet-rpc answers (history) still works for a scanner's wallet: its file is made from the view key
+        async with daemon(chain, tmp_path / "data", events, WALLET_RPC_URL=oracle.url) as d:
+            history = (await d.call("history", xpub=keys[split].view_only))["transactions"]
+            assert sorted((t["tx_hash"], t["amount"]) for t in history) == sorted(
+                (txid, from_atomic(amount)) for txid, amount, _, _ in split_payments
+            )
+            assert len(d.daemon.scanner.wallets) == WALLETS  # still the scanner's
+
+    finally:
+        oracle.stop()
+
+
+def coinbase_amount(chain: Chain, height: int) -> str:
+    """The block reward at ``height`` in XMR, from monerod's header."""
+    header = json_rpc(chain.monerod.url, "get_block_header_by_height", {"height": height})["block_header"]
+    return from_atomic(int(header["reward"]))
 
 
 async def until(read: Callable[[], Any], wanted: Any) -> None:
@@ -213,7 +241,7 @@ def wallet_rpc_payments(
     finally:
         json_rpc(oracle.url, "close_wallet")
     payments = {
-        (t["txid"], int(t["amount"]), t["height"] if t["type"] == "in" else None, t["subaddr_index"]["minor"])
+        (t["txid"], int(t["amount"]), None if t["type"] == "pool" else t["height"], t["subaddr_index"]["minor"])
         for t in found.get("in", []) + found.get("pool", [])
     }
     locked = int(balance["balance"]) - int(balance["unlocked_balance"])
