@@ -14,6 +14,8 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.btc_lightning_support import (
     CHANNEL,
     MERCHANT_SEED,
@@ -38,15 +40,14 @@ from tests.btc_payment_support import (
     payment_for,
     wait_synchronized,
 )
-from tests.btc_support import call_error
 from tests.regtest_fixtures import Key
-from tests.support import LOGIN, PASSWORD, DaemonClient
+from tests.support import LOGIN, PASSWORD, DaemonClient, free_port
 
 
-def sdk_for(merchant: DaemonClient) -> Any:
+def sdk_for(d: DaemonClient, seed: str) -> Any:
     from bitcart import BTC
 
-    return BTC(rpc_url=merchant.url, rpc_user=LOGIN, rpc_pass=PASSWORD, xpub=MERCHANT_SEED)
+    return BTC(rpc_url=d.url, rpc_user=LOGIN, rpc_pass=PASSWORD, xpub=seed)
 
 
 def paid_once(feed: EventFeed, rhash: str) -> list[dict]:
@@ -59,42 +60,62 @@ async def balance(d: DaemonClient, seed: str) -> Decimal:
 
 
 async def test_channel_payments_errors_restart_and_cooperative_close(regtest_stack, tmp_path):
+    from bitcart import errors
+
     stack = regtest_stack
     merchant_daemon = Merchant(stack, tmp_path)
     async with payer_daemon(stack) as payer:
         await fund_payer(payer, stack)
         MINER[:] = [Key.from_int(4242).address]
+        customer = sdk_for(payer, PAYER_SEED)  # every Lightning call goes through the bitcart SDK, unchanged
         async with merchant_daemon.running() as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
-            point = await open_channel(stack, payer, merchant, feed)
-            # a node with a channel is never unloaded (idle timeout, MAX_WALLETS): its peer pays it
-            payer_key = "sha256:" + hashlib.sha256(PAYER_SEED.encode()).hexdigest()
-            assert payer_key in payer.daemon.watched_wallets()
-            sdk = sdk_for(merchant)
+            shop = sdk_for(merchant, MERCHANT_SEED)
             try:
-                invoice = await sdk.add_invoice(PRICE, "order 1", expire=10)
+                node = await shop.node_id
+                pubkey = node.split("@")[0]
+                with pytest.raises(errors.PeerUnreachableError):  # nothing listens there
+                    await customer.connect(f"{pubkey}@127.0.0.1:{free_port()}")
+                early = await shop.add_invoice(PRICE, "before any channel", expire=10)
+                with pytest.raises(errors.NoPathFoundError):
+                    await customer.lnpay(early["lightning_invoice"])
+                assert await customer.connect(node) is True
+                assert [peer["node_id"] for peer in await customer.list_peers()] == [pubkey]
+                point = await customer.open_channel(node, CHANNEL)
+                await mine(stack, 3)  # Electrum's minimum_depth
+                await eventually(lambda: usable(payer, point))
+                opened = await feed.wait_for(lambda e: e["event"] == "channel_opened")
+                assert opened["channel_point"] == point and Decimal(opened["capacity"]) == CHANNEL
+                assert opened["remote_pubkey"] == await customer.node_id
+                assert [c["channel_point"] for c in await customer.list_channels()] == [point]
+                # a node with a channel is never unloaded (idle timeout, MAX_WALLETS): its peer pays it
+                payer_key = "sha256:" + hashlib.sha256(PAYER_SEED.encode()).hexdigest()
+                assert payer_key in payer.daemon.watched_wallets()
+
+                invoice = await shop.add_invoice(PRICE, "order 1", expire=10)
                 rhash = invoice["rhash"]
-                result = await payer.call("lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED)
+                result = await customer.lnpay(invoice["lightning_invoice"])
                 assert result["success"] is True and result["payment_hash"] == rhash
                 paid = await feed.wait_for(payment_for(rhash, PR_PAID))
                 assert paid["tx_hashes"] == [rhash] and Decimal(paid["sent_amount"]) == PRICE
-                request = await sdk.get_request(rhash)
+                request = await shop.get_request(rhash)
                 assert request["status"] == PR_PAID and Decimal(request["sent_amount"]) == PRICE
+                assert (await shop.get_invoice(rhash))["status"] == PR_PAID
 
                 # paying it again, an expired invoice, more than the channel holds: each its named error
-                code, _ = await call_error(payer, "lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED)
-                assert code == -32033
-                short = await sdk.add_invoice(PRICE, "too late", expire=1 / 60)
+                with pytest.raises(errors.InvoiceAlreadyPaidError):
+                    await customer.lnpay(invoice["lightning_invoice"])
+                short = await shop.add_invoice(PRICE, "too late", expire=1 / 60)
                 await asyncio.sleep(2)
-                code, _ = await call_error(payer, "lnpay", short["lightning_invoice"], xpub=PAYER_SEED)
-                assert code == -32032
-                assert (await sdk.get_request(short["rhash"]))["status"] == PR_EXPIRED
-                big = await sdk.add_invoice(CHANNEL, "too much", expire=10)
-                code, _ = await call_error(payer, "lnpay", big["lightning_invoice"], xpub=PAYER_SEED)
-                assert code == -32031
-                restart_invoice = await sdk.add_invoice(PRICE, "across a restart", expire=10)
+                with pytest.raises(errors.InvoiceExpiredError):
+                    await customer.lnpay(short["lightning_invoice"])
+                assert (await shop.get_request(short["rhash"]))["status"] == PR_EXPIRED
+                big = await shop.add_invoice(CHANNEL, "too much", expire=10)
+                with pytest.raises(errors.InsufficientChannelBalanceError):
+                    await customer.lnpay(big["lightning_invoice"])
+                restart_invoice = await shop.add_invoice(PRICE, "across a restart", expire=10)
             finally:
-                await sdk.server._close()
+                await shop.server._close()
             cursor = max(e["id"] for e in feed.events)
             await feed.close()
         assert len(paid_once(feed, rhash)) == 1
@@ -104,14 +125,14 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
             # nobody names the merchant's wallet: the daemon starts the node of a wallet with a channel itself
             await eventually(lambda: usable(payer, point))
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": cursor})
-            result = await payer.call("lnpay", restart_invoice["lightning_invoice"], xpub=PAYER_SEED)
-            assert result["success"] is True
+            assert (await customer.lnpay(restart_invoice["lightning_invoice"]))["success"] is True
             await feed.wait_for(payment_for(restart_invoice["rhash"], PR_PAID))
             assert (await merchant.call("get_request", restart_invoice["rhash"], xpub=MERCHANT_SEED))["status"] == 3
 
             # cooperative close: both sides get their channel balance back on chain
             merchant_before = await balance(merchant, MERCHANT_SEED)
-            closing_txid = await payer.call("close_channel", point, xpub=PAYER_SEED)
+            closing_txid = await customer.close_channel(point)
+            await customer.server._close()
             await mine(stack, 1)
             closed = await feed.wait_for(lambda e: e["event"] == "channel_closed" and e["channel_point"] == point)
             assert closed["closing_txid"] == closing_txid
