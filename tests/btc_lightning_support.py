@@ -36,8 +36,15 @@ class Merchant:
         )
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[DaemonClient]:
-        async with spawned_daemon("btc", self.env, self.data_path, self.port) as (client, _):
+    async def running(self, crash_before: str = "") -> AsyncIterator[DaemonClient]:
+        """The merchant's daemon; ``crash_before`` an event name: it SIGKILLs itself right before storing
+        its first wallet event of that name, once Electrum saved the wallet (tests/btc_crash_daemon.py)."""
+        module = "tests.btc_crash_daemon" if crash_before else "daemons"
+        crash = {"CRASH_BEFORE_EVENT": crash_before}
+        async with spawned_daemon("btc", self.env, self.data_path, self.port, module=module, extra_env=crash) as (
+            client,
+            self.process,
+        ):
             yield client
 
 

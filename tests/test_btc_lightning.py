@@ -170,19 +170,28 @@ async def merchant_balance_is(merchant: DaemonClient, expected: Decimal) -> bool
     return await balance(merchant, MERCHANT_SEED) == expected
 
 
-async def test_force_close_pays_the_merchant_at_once_and_the_payer_after_the_csv_delay(regtest_stack, tmp_path):
+async def test_crash_before_the_payment_event_then_force_close(regtest_stack, tmp_path):
     stack = regtest_stack
     merchant_daemon = Merchant(stack, tmp_path)
     async with payer_daemon(stack) as payer:
         await fund_payer(payer, stack)
         MINER[:] = [Key.from_int(4243).address]
-        async with merchant_daemon.running() as merchant:
+        # the merchant's daemon dies right after Electrum saved the payment, before its event was stored
+        async with merchant_daemon.running(crash_before="new_payment") as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
-            payer_feed = await open_feed(payer, {"xpub": PAYER_SEED})
             point = await open_channel(stack, payer, merchant, feed)
             invoice = await merchant.call("add_request", str(PRICE), "forced", lightning=True, xpub=MERCHANT_SEED)
-            assert (await payer.call("lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED))["success"] is True
-            await feed.wait_for(payment_for(invoice["rhash"], PR_PAID))
+            paying = asyncio.ensure_future(payer.call("lnpay", invoice["lightning_invoice"], xpub=PAYER_SEED))
+            await eventually(lambda: merchant_daemon.process.poll() is not None)
+            cursor = max(e["id"] for e in feed.events)
+            await feed.close()
+        assert not feed.of("new_payment")
+        async with merchant_daemon.running() as merchant:
+            feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": cursor})
+            payer_feed = await open_feed(payer, {"xpub": PAYER_SEED})
+            await feed.wait_for(payment_for(invoice["rhash"], PR_PAID))  # reconciled from the wallet file
+            assert (await asyncio.wait_for(paying, 150))["success"] is True  # the HTLC settles on reconnection
+            await eventually(lambda: usable(payer, point))
             merchant_before = await balance(merchant, MERCHANT_SEED)
 
             closing_txid = await payer.call("close_channel", point, True, xpub=PAYER_SEED)
@@ -222,6 +231,7 @@ async def test_force_close_pays_the_merchant_at_once_and_the_payer_after_the_csv
             await feed.close()
             await payer_feed.close()
         assert len(feed.of("channel_closed")) == 1 and len(payer_feed.of("channel_closed")) == 1
+        assert len(paid_once(feed, invoice["rhash"])) == 1
 
 
 async def spender_in_mempool(stack: Any, txid: str, index: int) -> str:
