@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -119,8 +120,9 @@ class WSClient:
 
     async def send(self, events: list[Event]) -> None:
         for group in group_for_messages(events):
-            parts = [dumps(event.to_message()) for event in group]
-            await asyncio.wait_for(self.ws.send_str(self.hub.frame(parts, group[0].wallet)), self.hub.send_timeout)
+            text = self.hub.message(group)
+            async with asyncio.timeout(self.hub.send_timeout):  # no task per send, unlike wait_for on 3.11
+                await self.ws.send_str(text)
             self.record_sent(group)
             self.cursor = max(self.cursor, group[-1].id)
 
@@ -141,7 +143,12 @@ class WSClient:
         # A wallet that leaves the scope stops getting events: its span could not stay gap-free.
         spans = self.sent_spans
         self.sent_spans = {wallet: span for wallet, span in spans.items() if wallet is None or wallet in scope}
+        indexed = self in self.hub.clients
+        if indexed:
+            self.hub.unindex(self)
         self.scope = scope
+        if indexed:
+            self.hub.index(self)
 
 
 def decode_command(text: str) -> Any:
@@ -152,6 +159,7 @@ def decode_command(text: str) -> Any:
         raise RPCError(PARSE_ERROR, "Parse error: the message is not valid JSON") from None
 
 
+ENCODED_EVENTS = 256  # live events whose message text the hub keeps, for the sockets still to send it
 MESSAGE_EVENTS = 64  # events per message at most, so a replay page never makes one huge frame
 
 
@@ -186,15 +194,61 @@ class Hub:
         self.send_timeout = send_timeout
         self.close_timeout = CLOSE_TIMEOUT
         self.clients: set[WSClient] = set()
+        # The clients by scope, so that a wallet's event visits only the sockets it concerns, not all of them.
+        self.unscoped: set[WSClient] = set()
+        self.by_wallet: dict[str, set[WSClient]] = {}
+        # The latest single-event messages: a live event goes to every socket it concerns as the same text.
+        self.encoded: dict[int, str] = {}
         self.resume = ResumeRegistry(store.db)
 
     def frame(self, updates: list[str], wallet: str | None) -> str:
         """The message text around already-encoded events (each event is encoded once)."""
         return f'{{"updates":[{",".join(updates)}],"wallet":{dumps(wallet)},"currency":{dumps(self.currency)}}}'
 
+    def message(self, group: list[Event]) -> str:
+        """The message text of a group of events (one wallet's), encoded once per live event."""
+        if len(group) == 1:
+            text = self.encoded.get(group[0].id)
+            if text is None:
+                text = self.frame([dumps(group[0].to_message())], group[0].wallet)
+                if len(self.encoded) >= ENCODED_EVENTS:
+                    del self.encoded[next(iter(self.encoded))]
+                self.encoded[group[0].id] = text
+            return text
+        return self.frame([dumps(event.to_message()) for event in group], group[0].wallet)
+
     def publish(self, event: Event) -> None:
-        for client in self.clients:
+        if event.wallet is None:
+            targets: Iterable[WSClient] = self.clients
+        else:
+            targets = itertools.chain(self.unscoped, self.by_wallet.get(event.wallet, ()))
+        for client in targets:
             client.push(event)
+
+    def add(self, client: WSClient) -> None:
+        self.clients.add(client)
+        self.index(client)
+
+    def remove(self, client: WSClient) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            self.unindex(client)
+
+    def index(self, client: WSClient) -> None:
+        if client.scope is None:
+            self.unscoped.add(client)
+            return
+        for wallet in client.scope:
+            self.by_wallet.setdefault(wallet, set()).add(client)
+
+    def unindex(self, client: WSClient) -> None:
+        self.unscoped.discard(client)
+        for wallet in client.scope or ():
+            clients = self.by_wallet.get(wallet)
+            if clients is not None:
+                clients.discard(client)
+                if not clients:
+                    del self.by_wallet[wallet]
 
     async def close_all(self) -> None:
         await self.resume.stop()  # named sockets' cursors saved before they close
@@ -212,14 +266,14 @@ class Hub:
         client = WSClient(ws, self, cursor=newest, transport=request.transport)
         if client_id is not None:
             await self.resume.attach(client, client_id, newest)
-        self.clients.add(client)
+        self.add(client)
         client.task = asyncio.create_task(client.run())
         try:
             async for message in ws:
                 if message.type == web.WSMsgType.TEXT:
                     await self.on_message(client, message.data)
         finally:
-            self.clients.discard(client)
+            self.remove(client)
             self.resume.detach(client)
             client.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
