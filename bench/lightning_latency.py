@@ -24,9 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from regtest.stack import RegtestStack
-from tests.btc_lightning_support import MERCHANT_SEED, MINER, PR_PAID, PRICE, Merchant, open_channel, payer_daemon
-from tests.btc_payment_support import PAYER_SEED, PR_UNCONFIRMED, fund_payer, open_feed, pay, payment_for
-from tests.regtest_fixtures import Key
+from tests.btc_lightning_support import MERCHANT_SEED, MINER, PR_PAID, PRICE, Merchant, fund, open_channel, payer_daemon
+from tests.btc_payment_support import PAYER_SEED, PR_UNCONFIRMED, open_feed, pay, payment_for
 
 
 async def measure(stack: RegtestStack, count: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
@@ -34,8 +33,7 @@ async def measure(stack: RegtestStack, count: int, tmp: Path) -> tuple[list[floa
     call_ms: list[float] = []
     onchain_ms: list[float] = []
     async with payer_daemon(stack) as payer:
-        await fund_payer(payer, stack, 101 + count)
-        MINER[:] = [Key.from_int(4244).address]
+        await fund(payer, stack, 4244, 101 + count)
         async with Merchant(stack, tmp).running() as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED})
             await open_channel(stack, payer, merchant, feed)

@@ -217,6 +217,8 @@ class LightningMixin:
 
     def check_lightning(self, wallet: Any) -> Any:
         """The wallet's LN worker, or the named error: Lightning off in the daemon, or not for this wallet."""
+        if not self.LIGHTNING_SUPPORTED:
+            raise RPCError(LIGHTNING_DISABLED, f"Lightning is disabled: the {self.name} daemon has no Lightning")
         if not self.lightning:
             raise RPCError(
                 LIGHTNING_DISABLED,
@@ -289,9 +291,9 @@ class LightningMixin:
     @rpc(requires_wallet=True, requires_network=True)
     async def list_peers(self, gossip: bool = False, wallet: Any = None) -> list[dict[str, Any]]:
         """The Lightning peers this wallet's node is connected to."""
+        self.check_lightning(wallet)
         if gossip and self.network.lngossip is None:
             raise RPCError(INVALID_PARAMS, "gossip is off (LIGHTNING_GOSSIP=false): there are no gossip peers")
-        self.check_lightning(wallet)
         return await self.commands.list_peers(gossip=gossip, wallet=wallet)
 
     @rpc(requires_wallet=True, requires_network=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.btc_payment_support import PAYER_SEED, EventFeed, eventually, online_daemon, online_env
+from tests.btc_payment_support import PAYER_SEED, EventFeed, eventually, fund_payer, online_daemon, online_env
 from tests.support import DaemonClient, free_port, spawned_daemon
 
 MERCHANT_SEED = "whale slogan napkin hammer rotate evidence ecology text cushion rocket frog lunar"
@@ -46,6 +46,14 @@ class Merchant:
             self.process,
         ):
             yield client
+
+
+async def fund(payer: DaemonClient, stack: Any, miner: int, blocks: int = 101) -> None:
+    """Mature coins for the payer, and MINER set to an address of nobody's wallet (``Key.from_int(miner)``)."""
+    from tests.regtest_fixtures import Key
+
+    await fund_payer(payer, stack, blocks)
+    MINER[:] = [Key.from_int(miner).address]
 
 
 def payer_daemon(stack: Any) -> Any:

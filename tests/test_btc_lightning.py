@@ -19,13 +19,13 @@ import pytest
 from tests.btc_lightning_support import (
     CHANNEL,
     MERCHANT_SEED,
-    MINER,
     PR_EXPIRED,
     PR_PAID,
     PRICE,
     TO_SELF_DELAY,
     Merchant,
     channel_of,
+    fund,
     mine,
     open_channel,
     payer_daemon,
@@ -35,12 +35,10 @@ from tests.btc_payment_support import (
     PAYER_SEED,
     EventFeed,
     eventually,
-    fund_payer,
     open_feed,
     payment_for,
     wait_synchronized,
 )
-from tests.regtest_fixtures import Key
 from tests.support import LOGIN, PASSWORD, DaemonClient, free_port
 
 
@@ -65,8 +63,7 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
     stack = regtest_stack
     merchant_daemon = Merchant(stack, tmp_path)
     async with payer_daemon(stack) as payer:
-        await fund_payer(payer, stack)
-        MINER[:] = [Key.from_int(4242).address]
+        await fund(payer, stack, 4242)
         customer = sdk_for(payer, PAYER_SEED)  # every Lightning call goes through the bitcart SDK, unchanged
         async with merchant_daemon.running() as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
@@ -174,8 +171,7 @@ async def test_crash_before_the_payment_event_then_force_close(regtest_stack, tm
     stack = regtest_stack
     merchant_daemon = Merchant(stack, tmp_path)
     async with payer_daemon(stack) as payer:
-        await fund_payer(payer, stack)
-        MINER[:] = [Key.from_int(4243).address]
+        await fund(payer, stack, 4243)
         # the merchant's daemon dies right after Electrum saved the payment, before its event was stored
         async with merchant_daemon.running(crash_before="new_payment") as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
