@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from daemons.btc import BTCDaemon
 from daemons.btc_lightning import parse_listen
+from daemons.settings import SettingsError
 from tests.btc_support import btc_daemon, call_error, key_pair
-from tests.support import LOGIN, PASSWORD
+from tests.support import LOGIN, NO_ENV_FILE, PASSWORD
 
 
 async def spec(d) -> dict:
@@ -97,3 +99,37 @@ def test_listen_setting_is_host_and_port():
     for bad in ("9735", "host:", ":9735", "host:70000", "host:x"):
         with pytest.raises(ValueError):
             parse_listen(bad)
+
+
+def make(**env: str) -> BTCDaemon:
+    return BTCDaemon(environ={f"BTC_{k}": v for k, v in env.items()}, env_file=NO_ENV_FILE)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("LIGHTNING_LISTEN", "9735"),
+        ("LIGHTNING_LISTEN", "0.0.0.0:99999"),
+        ("LIGHTNING_GOSSIP", "perhaps"),
+        ("LIGHTNING_TO_SELF_DELAY", "0"),
+        ("LIGHTNING_TO_SELF_DELAY", "2017"),
+        ("LIGHTNING", "yes please"),
+    ],
+)
+def test_bad_lightning_settings_stop_start_up_naming_the_variable(setting, value):
+    with pytest.raises(SettingsError, match=f"BTC_{setting}"):
+        make(**{"LIGHTNING": "true", setting: value})
+
+
+def test_lightning_options_given_to_electrum():
+    off = make()
+    assert off.lightning_options() == {"use_gossip": False}
+    regtest = make(LIGHTNING="true", NETWORK="regtest", LIGHTNING_LISTEN="127.0.0.1:9735")
+    assert regtest.lightning_options() == {
+        "use_gossip": False,
+        "lightning_to_self_delay": 144,  # Electrum's regtest scripts' value
+        "lightning_listen": "127.0.0.1:9735",
+    }
+    mainnet = make(LIGHTNING="true", LIGHTNING_GOSSIP="true")
+    assert mainnet.lightning_options() == {"use_gossip": True, "lightning_to_self_delay": 1008}
+    assert mainnet.config_options()["use_gossip"] is True
