@@ -68,6 +68,13 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
         async with merchant_daemon.running() as merchant:
             feed = await open_feed(merchant, {"xpub": MERCHANT_SEED, "since": 0})
             shop = sdk_for(merchant, MERCHANT_SEED)
+            handled: list[tuple] = []
+
+            @shop.on("new_payment")
+            async def on_payment(event, address, status, status_str, tx_hashes, sent_amount):
+                handled.append((address, status, tuple(tx_hashes), sent_amount))
+
+            listener = asyncio.create_task(shop.start_websocket(force_connect=True))
             try:
                 node = await shop.node_id
                 pubkey = node.split("@")[0]
@@ -98,6 +105,7 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
                 request = await shop.get_request(rhash)
                 assert request["status"] == PR_PAID and Decimal(request["sent_amount"]) == PRICE
                 assert (await shop.get_invoice(rhash))["status"] == PR_PAID
+                await eventually(lambda: (rhash, PR_PAID, (rhash,), format(PRICE, "f")) in handled)  # SDK handler
 
                 # paying it again, an expired invoice, more than the channel holds: each its named error
                 with pytest.raises(errors.InvoiceAlreadyPaidError):
@@ -112,6 +120,7 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
                     await customer.lnpay(big["lightning_invoice"])
                 restart_invoice = await shop.add_invoice(PRICE, "across a restart", expire=10)
             finally:
+                listener.cancel()
                 await shop.server._close()
             cursor = max(e["id"] for e in feed.events)
             await feed.close()
