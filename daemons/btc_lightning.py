@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from decimal import Decimal
 from typing import Any
 
 from .btc_amounts import amount_text, parse_amount
@@ -303,10 +304,27 @@ class LightningMixin:
         """Open a channel funded with amount (coin units) to node_id@host:port; returns the channel point
         txid:index. It is usable once its funding transaction has 3 confirmations."""
         lnworker = self.check_lightning(wallet)
-        funding = amount_text(parse_amount("amount", amount, self.COIN_DECIMALS, self.COIN_SUPPLY))
+        funding = amount_text(self.funding_amount(amount, push_amount))
         push = amount_text(parse_amount("push_amount", push_amount, self.COIN_DECIMALS, self.COIN_SUPPLY))
         await self.connect_peer(lnworker, connection_string, 20)
         return await self.commands.open_channel(connection_string, funding, push, password, wallet=wallet)
+
+    def funding_amount(self, amount: Any, push_amount: Any) -> Decimal:
+        """A channel's funding within Electrum's bounds (it would fail deep in the opening flow), and a push
+        no larger than it; -32602 otherwise."""
+        funding = parse_amount("amount", amount, self.COIN_DECIMALS, self.COIN_SUPPLY)
+        push = parse_amount("push_amount", push_amount, self.COIN_DECIMALS, self.COIN_SUPPLY)
+        lnutil = self.electrum.lnutil
+        low, high = (
+            Decimal(sats).scaleb(-self.COIN_DECIMALS) for sats in (lnutil.MIN_FUNDING_SAT, lnutil.LN_MAX_FUNDING_SAT)
+        )
+        if not low <= funding <= high:
+            raise RPCError(
+                INVALID_PARAMS, f"'amount' must be between {low} and {high} (Electrum's channel size bounds)"
+            )
+        if push > funding:
+            raise RPCError(INVALID_PARAMS, "'push_amount' cannot exceed the channel's amount")
+        return funding
 
     def channel_by_point(self, lnworker: Any, channel_point: str) -> Any:
         txid, _, index = channel_point.partition(":") if isinstance(channel_point, str) else ("", "", "")

@@ -39,6 +39,7 @@ from tests.btc_payment_support import (
     payment_for,
     wait_synchronized,
 )
+from tests.btc_support import call_error
 from tests.support import LOGIN, PASSWORD, DaemonClient, free_port
 
 
@@ -83,6 +84,12 @@ async def test_channel_payments_errors_restart_and_cooperative_close(regtest_sta
                 early = await shop.add_invoice(PRICE, "before any channel", expire=10)
                 with pytest.raises(errors.NoPathFoundError):
                     await customer.lnpay(early["lightning_invoice"])
+                # a client's mistakes are -32602 or named, never an internal error
+                assert (await call_error(payer, "open_channel", node, "0.0001", xpub=PAYER_SEED))[0] == -32602
+                assert (await call_error(payer, "open_channel", node, "0.01", "0.02", xpub=PAYER_SEED))[0] == -32602
+                assert (await call_error(payer, "add_peer", "00@127.0.0.1:1", xpub=PAYER_SEED))[0] == -32007
+                assert (await call_error(payer, "lnpay", "lnbcrt1nonsense", xpub=PAYER_SEED))[0] == -32009
+                assert (await call_error(payer, "close_channel", "nope:0", xpub=PAYER_SEED))[0] == -32602
                 assert await customer.connect(node) is True
                 assert [peer["node_id"] for peer in await customer.list_peers()] == [pubkey]
                 point = await customer.open_channel(node, CHANNEL)
