@@ -133,3 +133,12 @@ def test_lightning_options_given_to_electrum():
     mainnet = make(LIGHTNING="true", LIGHTNING_GOSSIP="true")
     assert mainnet.lightning_options() == {"use_gossip": True, "lightning_to_self_delay": 1008}
     assert mainnet.config_options()["use_gossip"] is True
+
+
+async def test_a_wallet_made_while_lightning_was_off_gets_the_same_node_when_it_is_turned_on(tmp_path):
+    async with btc_daemon(data_path=tmp_path / "d") as d:
+        await d.call("getunusedaddress", xpub=SEED)  # the wallet file, without a Lightning key
+    async with btc_daemon(LN_ON, data_path=tmp_path / "fresh") as fresh:
+        expected = await fresh.call("nodeid", xpub=SEED)
+    async with btc_daemon(LN_ON, data_path=tmp_path / "d") as d:
+        assert await d.call("nodeid", xpub=SEED) == expected
