@@ -63,6 +63,7 @@ class LightningMixin:
     def load_lightning_settings(self) -> None:
         supported = self.LIGHTNING_SUPPORTED
         self.listening_node: bytes | None = None  # the node that bound LIGHTNING_LISTEN
+        self.listen_tried = False
         self.lightning_listen: str = self.env("LIGHTNING_LISTEN", cast=parse_listen, default="") if supported else ""
         self.lightning_gossip: bool = supported and self.env("LIGHTNING_GOSSIP", cast=bool, default=False)
         default_delay = REGTEST_TO_SELF_DELAY if self.network_name == "regtest" else DEFAULT_TO_SELF_DELAY
@@ -120,14 +121,21 @@ class LightningMixin:
         own), so that a node id handed out can be connected to at once. Only one node of the process can bind
         it (Electrum: "only one LNWorker can listen at a time"): once one does, the others do not wait."""
         lnworker = getattr(wallet, "lnworker", None)
-        if lnworker is None or not self.lightning_listen or self.network is None or self.listening_node:
+        if lnworker is None or not self.lightning_listen or self.network is None or self.listen_tried:
             return
+        self.listen_tried = True  # one wait per daemon: a port taken by another program must not slow every load
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LISTEN_TIMEOUT
         while lnworker.listen_server is None and loop.time() < deadline:
             await asyncio.sleep(0.02)
         if lnworker.listen_server is not None:
             self.listening_node = lnworker.node_keypair.pubkey
+        else:
+            logger.warning(
+                "Lightning node did not start listening on %s (%s): is the address in use?",
+                self.lightning_listen,
+                self.env_reader.variable("LIGHTNING_LISTEN"),
+            )
 
     # -- nodes that must run: wallets with channels -----------------------------------------------------
 

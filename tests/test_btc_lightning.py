@@ -35,6 +35,7 @@ from tests.btc_payment_support import (
     PAYER_SEED,
     EventFeed,
     eventually,
+    online_daemon,
     open_feed,
     payment_for,
     wait_synchronized,
@@ -252,3 +253,17 @@ async def spender_in_mempool(stack: Any, txid: str, index: int) -> str:
         if any(i.get("txid") == txid and i.get("vout") == index for i in tx["vin"]):
             return candidate
     raise AssertionError(f"nothing in the mempool spends {txid}:{index}")
+
+
+async def test_a_listen_address_in_use_leaves_nodes_without_an_address(regtest_stack):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        async with online_daemon(regtest_stack, LIGHTNING="true", LIGHTNING_LISTEN=listen) as d:
+            for seed in (PAYER_SEED, MERCHANT_SEED):  # only the first load waits for the port
+                node = await d.call("nodeid", xpub=seed)
+                assert "@" not in node and len(bytes.fromhex(node)) == 33
+            assert d.daemon.listen_tried and d.daemon.listening_node is None
