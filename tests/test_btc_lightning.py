@@ -1,8 +1,8 @@
 """Lightning end to end on the regtest stack: two BTC daemons, each an Electrum 4.3.4 Lightning node.
 
-Two daemons, not one daemon with two seed wallets: Electrum's LNWorker binds the process-wide
-`lightning_listen` for whichever wallet loads first ("only one LNWorker can listen at a time", lnworker.py),
-so in one process the merchant's node could not be the one that accepts the payer's channel. The merchant
+Two daemons, not one daemon with two seed wallets: Electrum runs several Lightning wallets in one process,
+but its LNWorker binds the process-wide `lightning_listen` only for the wallet that loads first ("only one
+LNWorker can listen at a time", lnworker.py), so which node accepts channels would depend on load order. The merchant
 runs as a subprocess (so it can be restarted), the payer in the test's process; both use the stack's
 ElectrumX. The payer opens a channel to the merchant, so the merchant has inbound liquidity.
 """
