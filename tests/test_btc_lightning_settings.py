@@ -142,3 +142,18 @@ async def test_a_wallet_made_while_lightning_was_off_gets_the_same_node_when_it_
         expected = await fresh.call("nodeid", xpub=SEED)
     async with btc_daemon(LN_ON, data_path=tmp_path / "d") as d:
         assert await d.call("nodeid", xpub=SEED) == expected
+
+
+async def test_electrums_in_flight_payment_messages_map_to_already_paid():
+    from daemons.spec import map_message
+
+    async with btc_daemon() as d:
+        spec = d.daemon.spec
+        for message in (
+            "This invoice has been paid already",
+            "A payment was already initiated for this invoice",
+            "A previous attempt to pay this invoice did not clear",
+        ):
+            assert map_message(spec, message) == -32033
+        assert map_message(spec, "No path found") == -32010
+        assert map_message(spec, "This invoice has expired") == -32032
