@@ -115,6 +115,14 @@ class ReportedState:
         """``put`` as a callback for the event's own transaction."""
         return lambda db: self.put(kind, wallet, item, value, db)
 
+    def wallets_with(self, kind: str, value: str) -> list[str]:
+        """The wallets with a fact of ``kind`` whose value is ``value``."""
+        rows = self.db.execute(
+            "SELECT DISTINCT wallet FROM btc_reported WHERE daemon = ? AND kind = ? AND value = ?",
+            (self.daemon, kind, value),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def is_new(self, kind: str, wallet: str, item: str, value: str) -> bool:
         """Whether ``value`` differs from what was last reported."""
         return self.get(kind, wallet, item) != value

@@ -160,10 +160,7 @@ class LightningMixin:
             self._node_loader = asyncio.ensure_future(self.load_lightning_nodes())
 
     async def load_lightning_nodes(self) -> None:
-        rows = self.reported.db.execute(
-            "SELECT wallet FROM btc_reported WHERE daemon = ? AND kind = ? AND value = '1'", (self.name, NODE_KIND)
-        ).fetchall()
-        for (key,) in rows:
+        for key in self.reported.wallets_with(NODE_KIND, "1"):
             try:
                 seed = await asyncio.to_thread(self.stored_seed, key)
                 if seed is not None:
