@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,6 +53,7 @@ def host_name(header: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same Host on every request: parse it once (bounded)
 def is_loopback_name(header: str) -> bool:
     name = host_name(header).rstrip(".")
     return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
