@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from .btc_amounts import format_amount
+from .payment_requests import request_fields, status_str
 from .rpc import rpc
 
 logger = logging.getLogger(__name__)
@@ -100,13 +101,27 @@ class LightningRequestsMixin:
         return format_amount(int(request.get_amount_sat() or 0) if paid else 0, self.COIN_DECIMALS)
 
     def format_request(self, wallet: Any, request: Any) -> dict[str, Any]:
+        """Electrum's export of a Lightning request (lightning_invoice, rhash, amount_msat, ...) with the
+        fields every coin's request has; it has no on-chain address or URI."""
         if not request.is_lightning():
             return super().format_request(wallet, request)
         data = wallet.export_request(request)
-        data["amount_BTC"] = format_amount(int(request.get_amount_sat() or 0), self.COIN_DECIMALS)
-        data["expiry"] = request.exp
-        data["tx_hashes"] = self.request_tx_hashes(wallet, request)
-        data["sent_amount"] = self.lightning_sent_amount(wallet, request)
+        self.fix_amount_text(data)
+        data.update(
+            request_fields(
+                request_id=data["request_id"],
+                address="",
+                uri="",
+                message=data.get("message") or "",
+                timestamp=data["timestamp"],
+                expiry=request.exp,
+                status=data["status"],
+                tx_hashes=self.request_tx_hashes(wallet, request),
+                sent_amount=self.lightning_sent_amount(wallet, request),
+                confirmations=None,
+            )
+        )
+        data["is_lightning"] = True
         return data
 
     def payment_fields(self, wallet: Any, request: Any, status: int) -> dict[str, Any]:
@@ -115,7 +130,7 @@ class LightningRequestsMixin:
         return {
             "address": request.get_id(),
             "status": status,
-            "status_str": request.get_status_str(status),
+            "status_str": status_str(status),
             "tx_hashes": self.request_tx_hashes(wallet, request),
             "sent_amount": self.lightning_sent_amount(wallet, request),
         }

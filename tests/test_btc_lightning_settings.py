@@ -9,6 +9,7 @@ import pytest
 
 from daemons.btc import BTCDaemon
 from daemons.btc_lightning import parse_listen
+from daemons.payment_requests import REQUEST_FIELDS
 from daemons.settings import SettingsError
 from tests.btc_support import btc_daemon, call_error, key_pair
 from tests.support import LOGIN, NO_ENV_FILE, PASSWORD
@@ -74,7 +75,8 @@ async def test_seed_wallet_gets_electrums_node_key_and_watch_only_gets_a_named_e
             assert await sdk.list_channels() == []
             invoice = await sdk.add_invoice(0.001, "coffee", expire=10)
             assert invoice["is_lightning"] is True and invoice["lightning_invoice"].startswith("lnbcrt")
-            assert invoice["request_id"] == invoice["rhash"] and "address" not in invoice
+            assert invoice["request_id"] == invoice["rhash"] and invoice["address"] == invoice["URI"] == ""
+            assert set(REQUEST_FIELDS) <= invoice.keys()  # the fields every coin's request has
             assert invoice["expiry"] == 600 and invoice["sent_amount"] == "0" and invoice["tx_hashes"] == []
             onchain = await sdk.add_request(0.001, "on chain")
             assert onchain["is_lightning"] is False and onchain["address"].startswith("bcrt1")
