@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import stat
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from daemons.jsonrpc import RPCError
@@ -43,25 +45,46 @@ def env_for(chain: Chain, **extra: str) -> dict[str, str]:
 
 
 class Listener:
-    """A websocket client that keeps every event it receives, in order."""
+    """A websocket client that keeps every event it receives, in order.
+
+    A task reads the socket all along, as a real listener does: reading answers the server's heartbeat
+    pings, which a socket left unread while a test pays (a minute under load) would miss and be closed for."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.events: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+        self.reader = asyncio.ensure_future(self.read())
+
+    async def read(self) -> None:
+        try:
+            async for message in self.ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    body = json.loads(message.data)
+                    self.messages.append(body)
+                    self.events.extend(body.get("updates", []))
+                    self.changed.set()
+        finally:
+            self.changed.set()
 
     async def until(self, found: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any]:
-        for event in self.events:
-            if found(event):
-                return event
         async with asyncio.timeout(timeout):
+            checked = 0
             while True:
-                message = await self.ws.receive_json()
-                self.messages.append(message)
-                for event in message["updates"]:
-                    self.events.append(event)
+                for event in self.events[checked:]:
                     if found(event):
                         return event
+                checked = len(self.events)
+                if self.reader.done():
+                    raise AssertionError(f"the socket closed ({self.ws.close_code}); events: {self.events}")
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def stop(self) -> None:
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
 
     def payments(self, address: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == "new_payment" and e["address"] == address]
@@ -78,7 +101,11 @@ async def listening(client: DaemonClient, *identities: Any, since: int | None = 
             await ws.send_json({"xpubs": list(identities)})
         if since is not None:
             await ws.send_json({"since": since})
-        yield Listener(ws)
+        listener = Listener(ws)
+        try:
+            yield listener
+        finally:
+            await listener.stop()
 
 
 def total(balance: dict[str, str]) -> Decimal:
