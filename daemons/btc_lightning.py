@@ -103,6 +103,8 @@ class LightningMixin:
         if not hasattr(wallet, "has_lightning"):
             return
         if not self.lightning:
+            if wallet.lnworker is not None:  # built by Electrum, never started: it only holds its callbacks
+                wallet.lnworker.unregister_callbacks()
             wallet.lnworker = None
             return
         if not wallet.has_lightning() and wallet.can_have_deterministic_lightning():
@@ -110,6 +112,12 @@ class LightningMixin:
             wallet.save_db()
         if wallet.has_lightning():
             self.guard_request_export(wallet)
+
+    async def unload_wallet(self, key: str, wallet: Any) -> None:
+        await super().unload_wallet(key, wallet)
+        lnworker = getattr(wallet, "lnworker", None)
+        if lnworker is not None:  # Electrum stops a wallet's node only when it ran online: drop its callbacks
+            lnworker.unregister_callbacks()
 
     async def load_wallet(self, identity: Any) -> Any:
         wallet = await super().load_wallet(identity)

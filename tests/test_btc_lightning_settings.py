@@ -93,6 +93,10 @@ async def test_seed_wallet_gets_electrums_node_key_and_watch_only_gets_a_named_e
         code, _ = await call_error(d, "nodeid", xpub=SEED)
         assert code == -32030
         assert "lightning" not in await d.call("getbalance", xpub=SEED)
+        from electrum import lnworker, util
+
+        registered = [cb for cbs in util.callback_mgr.callbacks.values() for cb in cbs]
+        assert not [cb for cb in registered if isinstance(getattr(cb, "__self__", None), lnworker.LNWallet)]
 
 
 def test_listen_setting_is_host_and_port():
