@@ -237,6 +237,8 @@ def parse_tx(txid: str, tx: dict[str, Any]) -> ParsedTx:
         keys, additional = parse_extra([int(b) for b in tx.get("extra", [])])
         rct = tx.get("rct_signatures") or {}
         rct_type = int(rct.get("type", 0))
+        if 0 < rct_type < RCT_COMPACT_AMOUNTS:  # a clear 0 would be read as the amount: refuse rather than lie
+            raise BadTransaction(f"transaction {txid}: RingCT type {rct_type} (before 2019) amounts are not decoded")
         ecdh = rct.get("ecdhInfo") or []
         commitments = rct.get("outPk") or []
         outputs = []

@@ -148,6 +148,8 @@ def test_tx_extra_parsing() -> None:
     assert parse_extra([0x01, *key, 0x77, 1, 2]) == ([key], [])  # an unknown tag ends the parse
     with pytest.raises(crypto.BadTransaction):
         parse_tx("ab" * 32, {"vout": [{"target": {}}]})
+    with pytest.raises(crypto.BadTransaction, match="RingCT type 3"):  # full ecdhInfo: not read as amount 0
+        parse_tx("ab" * 32, {"vout": [{"amount": 0, "target": {"key": "00" * 32}}], "rct_signatures": {"type": 3}})
 
 
 def test_varint_matches_monero() -> None:
