@@ -222,16 +222,16 @@ class Fixture:
     xpub: str
     address: str
     txid: str
-    request_id: str = ""
+    request_ids: dict[int, str] = field(default_factory=dict)  # by server port: each daemon made its own
 
 
-def call_body(method: str, fixture: Fixture) -> bytes:
+def call_body(method: str, fixture: Fixture, port: int) -> bytes:
     """The request the bitcart SDK sends for ``method`` (positional arguments, the wallet as named ``xpub``)."""
     wallet = {"xpub": fixture.xpub}
     params: list[Any] = {
         "getbalance": [wallet],
         "add_request": ["0.001", "bench", 3600, True, wallet],
-        "get_request": [fixture.request_id, wallet],
+        "get_request": [fixture.request_ids.get(port, ""), wallet],
         "getaddresshistory": [fixture.address],
         "onchain_history": [wallet],
         "validateaddress": [fixture.address],
@@ -252,19 +252,19 @@ async def prepare_wallet(servers: list[Server], fixture: Fixture) -> None:
         created = await call(server.port, "add_request", "0.001", "bench", 3600, True, xpub=fixture.xpub)
         if "error" in created:
             raise RuntimeError(f"{server.name}: add_request failed: {created}")
-        fixture.request_id = created["result"]["request_id"]  # the same key in both: the same wallet and order
+        fixture.request_ids[server.port] = created["result"]["request_id"]
 
 
 async def measure(servers: list[Server], fixture: Fixture, args: argparse.Namespace) -> None:
     for method in args.calls:
-        body = call_body(method, fixture)
+        bodies = {server.port: call_body(method, fixture, server.port) for server in servers}
         requests = max(100, int(args.requests * REQUESTS_SHARE.get(method, 1.0)))
         for server in servers:
-            server.answers[method] = await call_raw(server.port, body)
-            await load(server, body, args.connections, max(50, requests // 5))  # warm-up
+            server.answers[method] = await call_raw(server.port, bodies[server.port])
+            await load(server, bodies[server.port], args.connections, max(50, requests // 5))  # warm-up
         for _ in range(args.rounds):
             for server in servers:
-                cpu_us, errors, error = await load(server, body, args.connections, requests)
+                cpu_us, errors, error = await load(server, bodies[server.port], args.connections, requests)
                 if errors:
                     print(f"  {server.name} {method}: {errors} errors, e.g. {error!r}", file=sys.stderr)
                 server.cpu_us[method] = min(server.cpu_us.get(method, float("inf")), cpu_us)
@@ -350,7 +350,7 @@ async def run(args: argparse.Namespace, stack: Any, scratch: str) -> None:
         await prepare_wallet(servers, fixture)
         answers = {}
         for method in args.calls:
-            answers[method] = (await call_raw(ours.port, call_body(method, fixture))).get("result")
+            answers[method] = (await call_raw(ours.port, call_body(method, fixture, ours.port))).get("result")
         bare = start_bare(answers, scratch)
         servers.append(bare)
         try:
