@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.btc_support import MAINNET_XPUB, btc_daemon, call_error, key_pair, make_seed
+from tests.btc_support import MAINNET_XPUB, btc_daemon, call_error, key_pair, make_seed, raw_payment
 
 
 def electrum_validates(key: str) -> bool:
@@ -53,3 +53,25 @@ async def test_wallet_named_by_xpub_or_seed_as_before_the_cache():
         code, _ = await call_error(d, "getbalance", xpub=hashed)
         assert code == -32005
         assert set(d.daemon.wallets) == {vpub, hashed}
+
+
+async def test_wallet_calls_by_xpub_answer_as_electrums_commands_on_the_same_wallet():
+    """Calls whose wallet is found through the remembered key answer what Electrum's Commands answer directly."""
+    import json
+
+    from electrum.commands import Commands
+
+    async with btc_daemon() as d:
+        keys = key_pair(34, "p2wpkh")
+        address = keys.first_address()
+        txid = await d.call("addtransaction", raw_payment(address, 1_234_567), xpub=keys.xpub)
+        wallet = d.daemon.wallets[keys.xpub]
+        assert keys.xpub in d.daemon.public_keys
+        direct = Commands(config=d.daemon.electrum_config, network=None, daemon=None)
+        assert txid in (await d.call("onchain_history", xpub=keys.xpub))["transactions"][0]["txid"]
+        for name in ("getbalance", "onchain_history", "listaddresses"):
+            for _ in range(2):  # the first call may recognise the key, the second finds it remembered
+                through_daemon = await d.call(name, xpub=keys.xpub)
+                expected = await getattr(direct, name)(wallet=wallet)
+                assert through_daemon == json.loads(json.dumps(expected, default=str)), name
+        assert await d.call("validateaddress", address) == await direct.validateaddress(address)
