@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dispatch import CONTENT_LENGTH, basic_auth, cpu_seconds, free_port, rss_kib, stop, wait_listening  # noqa: E402
+from bench.dispatch import KeepAlive, basic_auth, cpu_seconds, free_port, rss_kib, stop, wait_listening  # noqa: E402
 
 WALLET_SEED = 900  # tests.btc_support.key_pair: the merchant wallet every call uses
 CALLS = (
@@ -89,29 +89,12 @@ def serve_bare(port: int, answers_file: str) -> None:
 # -- load --------------------------------------------------------------------------------------
 
 
-class Connection(asyncio.Protocol):
-    """A keep-alive connection sending one request again each time an answer is complete, within a budget."""
-
-    def __init__(self, request: bytes, stats: dict[str, Any]) -> None:
-        self.request = request
-        self.stats = stats
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
+class Connection(KeepAlive):
+    """A keep-alive connection (dispatch's parser) sending one request again after each answer, within a budget."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            match = CONTENT_LENGTH.search(self.buffer, 0, end)
-            total = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self.buffer) < total:
-                return
-            status, body = self.buffer[9:12], self.buffer[end + 4 : total]
-            self.buffer = self.buffer[total:]
-            self.answered(status, body)
 
     def answered(self, status: bytes, body: bytes) -> None:
         stats = self.stats
