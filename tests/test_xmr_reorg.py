@@ -2,46 +2,52 @@
 
 monerod's `pop_blocks` takes blocks off its chain and returns their transactions to the pool; `flush_txpool`
 then drops the payment, so the blocks mined next form a branch without it: for the wallet-rpc behind the
-daemon, a reorganisation that removed a confirmed payment. Only this test pops blocks of the session's chain,
+daemon, a reorganisation that removed a confirmed payment. The payment, relayed again, is then mined on the new
+branch. Only this test pops blocks of the session's chain,
 and only the ones it mined itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from daemons.xmr import XMRDaemon
-from tests.btc_payment_support import eventually
 from tests.monero_fixtures import Chain, Keys, json_rpc
 from tests.support import running_daemon
-from tests.test_xmr import env_for, listening, payment
+from tests.test_xmr import Listener, env_for, listening, payment
 
 pytestmark = pytest.mark.slow
 
 
-def pop_blocks(chain: Chain, count: int) -> int:
-    """monerod's /pop_blocks (not a JSON-RPC method): returns the new height."""
-    import json
-    import urllib.request
-
+def monerod_call(chain: Chain, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One of monerod's plain JSON endpoints (/pop_blocks, /get_transactions...), not JSON-RPC methods."""
     request = urllib.request.Request(
-        f"{chain.monerod.url}/pop_blocks", json.dumps({"nblocks": count}).encode(), {"Content-Type": "application/json"}
+        f"{chain.monerod.url}/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        body = json.loads(response.read())
-    assert body["status"] == "OK", body
-    return int(body["height"])
+        answer = json.loads(response.read())
+    assert answer["status"] == "OK", answer
+    return answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the XMR daemon keeps reporting a request Paid (status 3, its tx_hashes) after the block holding the "
-    "payment was popped and a branch without it mined, although wallet-rpc's own history is already empty "
-    "(README, 'XMR daemon': reorgs); seen with monerod/monero-wallet-rpc 0.18 on the wallet-rpc path",
-)
+def pop_blocks(chain: Chain, count: int) -> int:
+    """Takes the top ``count`` blocks off monerod's chain (their transactions go back to the pool): the new height."""
+    return int(monerod_call(chain, "pop_blocks", {"nblocks": count})["height"])
+
+
+def later(events: Listener, address: str, reported: int, status: int) -> Callable[[dict[str, Any]], bool]:
+    """A new_payment of ``address`` to ``status`` after the first ``reported`` ones."""
+    return lambda e: payment(address, status)(e) and any(e is p for p in events.payments(address)[reported:])
+
+
 async def test_payment_popped_and_replaced_by_another_branch(monero_chain: Chain) -> None:
+    """A paid request whose payment a reorganisation removes is unpaid again; mined again, it is paid again."""
     view = Keys.random()
     async with running_daemon(XMRDaemon, env=env_for(monero_chain)) as d:
         request = await d.call("add_request", "0.5", "reorg", 900, xpub=view.view_only)
@@ -56,15 +62,25 @@ async def test_payment_popped_and_replaced_by_another_branch(monero_chain: Chain
 
             # the two blocks go, the payment is dropped from the pool, a longer branch is mined instead
             assert await asyncio.to_thread(pop_blocks, monero_chain, 2) == start
+            found = await asyncio.to_thread(monerod_call, monero_chain, "get_transactions", {"txs_hashes": [txid]})
+            blob = found["txs"][0]["as_hex"]  # kept to mine the payment again later
             await asyncio.to_thread(json_rpc, monero_chain.monerod.url, "flush_txpool", {"txids": [txid]})
             tip = await monero_chain.mine_async(3)
-            # the daemon's poller has seen the new branch: its new tip, and the wallet's history without the payment
+            unpaid = await events.until(payment(address, 0))
+            assert (unpaid["tx_hashes"], unpaid["sent_amount"]) == ([], "0.000000000000")
+            assert (await d.call("history", xpub=view.view_only))["transactions"] == []  # wallet-rpc agrees
+            stored = await d.call("get_request", address, xpub=view.view_only)
+            assert (stored["status"], stored["tx_hashes"], stored["confirmations"]) == (0, [], 0)
             await events.until(lambda e: e["event"] == "new_block" and e["height"] >= tip)
 
-            async def history_empty() -> bool:
-                return (await d.call("history", xpub=view.view_only))["transactions"] == []
-
-            await eventually(history_empty)
+            # the same payment relayed again and mined on the new branch: paid again
+            relayed = {"tx_as_hex": blob, "do_not_relay": False}
+            await asyncio.to_thread(monerod_call, monero_chain, "send_raw_transaction", relayed)
+            await events.until(later(events, address, 3, 7))
+            await monero_chain.mine_async(2)
+            again = await events.until(later(events, address, 4, 3))
+            assert (again["tx_hashes"], again["sent_amount"]) == ([txid], "0.500000000000")
             stored = await d.call("get_request", address, xpub=view.view_only)
-            assert (stored["status"], stored["tx_hashes"]) == (0, [])  # fails today: (3, [txid])
-            assert [e["status"] for e in events.payments(address)] == [7, 3, 0]
+            assert (stored["status"], stored["tx_hashes"]) == (3, [txid])
+            # each change reported once
+            assert [e["status"] for e in events.payments(address)] == [7, 3, 0, 7, 3]
