@@ -275,8 +275,8 @@ class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
         return max(0, int(count) - 1 - REORG_MARGIN)
 
     def keeps_watching(self, key: str, wallet: Any) -> bool:
-        """A wallet with pending requests stays loaded: its poller is what reports their payments."""
-        return bool(self.requests.pending(key))
+        """A wallet with watched requests stays loaded: its poller is what reports their payments (and reorgs)."""
+        return bool(self.poller.watched(key))
 
     async def unload_wallet(self, key: str, wallet: Any) -> None:
         self.wallet_rpcs.forget(key)

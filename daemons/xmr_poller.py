@@ -23,7 +23,9 @@ from .xmr_walletrpc import WalletRPCs
 
 logger = logging.getLogger(__name__)
 
-REORG_MARGIN = 20  # blocks re-read below the tip by get_transfers, in case of a reorganisation
+# blocks re-read below the tip by get_transfers, in case of a reorganisation; a paid request is re-evaluated
+# (and can become unpaid again) until its payment's block is this deep
+REORG_MARGIN = 20
 BLOCK_POLL_INTERVAL = 0.25  # get_block_count is cheap; a new block kicks every wallet's poller at once
 BLOCK_CATCHUP = 100  # at most this many new_block events after a long downtime
 
@@ -86,6 +88,10 @@ class Poller:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def watched(self, key: str) -> list[PaymentRequest]:
+        """The wallet's requests a poll re-evaluates: pending ones, and paid ones a reorganisation can still undo."""
+        return self.requests.pending(key, self.chain_height - REORG_MARGIN)
+
     def kick(self, key: str) -> None:
         kick = self.kicks.get(key)
         if kick is not None:
@@ -144,7 +150,7 @@ class Poller:
 
     async def poll_wallet(self, wallet: XMRWallet) -> None:
         """One round: refresh, read incoming transfers, report new ones and request status changes."""
-        pending = self.requests.pending(wallet.key)
+        pending = self.watched(wallet.key)
         low = min([r.height for r in pending] + [wallet.scan_from]) - 1
         snapshots = self.wallet_rpcs.snapshots
         mark = snapshots.mark(wallet.key)

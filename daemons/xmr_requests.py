@@ -18,7 +18,6 @@ from typing import Any
 from .payment_requests import PR_EXPIRED, PR_PAID, PR_UNCONFIRMED, PR_UNPAID, request_fields, status_str
 
 PICONERO = Decimal(10) ** 12
-FINAL = (PR_PAID,)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS xmr_requests (
@@ -173,8 +172,11 @@ def evaluate(
     """(status, sent, tx hashes) of a request given the incoming transfers on its subaddress.
 
     Seen money counts from the pool on; it is "paid" once the confirmed part covers the amount. A request
-    without an amount is covered by any payment. Paid is final. A request still short when its expiry
-    passes is expired, yet a payment that arrives later is still reported and can still settle it.
+    without an amount is covered by any payment. Paid is not final here: a reorganisation that takes the
+    payment away makes it unpaid (or unconfirmed, or expired) again; the callers stop re-evaluating a paid
+    request once its block is deeper than any reorganisation they follow (``RequestStore.pending``). A request
+    still short when its expiry passes is expired, yet a payment that arrives later is still reported and can
+    still settle it.
     """
     mine = [t for t in transfers if t.major == request.major and t.minor == request.minor]
     sent = sum(t.amount for t in mine)
@@ -183,7 +185,7 @@ def evaluate(
     # pool to a block would otherwise reorder the list and report an unchanged payment twice.
     hashes = sorted({t.txid for t in mine})
     target = request.amount if request.amount else 1
-    if request.status in FINAL or confirmed >= target:
+    if confirmed >= target:
         status = PR_PAID
     elif sent >= target:
         status = PR_UNCONFIRMED
@@ -200,6 +202,18 @@ def mined_height(request: PaymentRequest, transfers: list[Transfer]) -> int | No
     if not mine or any(t.in_pool or t.height <= 0 for t in mine):
         return None
     return max(t.height for t in mine)
+
+
+# Paid requests stay watched while their newest transfer is shallow (a paid row without mined_height, from a
+# table older than that column, is settled): their transfers are read again like an unpaid one's.
+WATCHED = (
+    "((status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?))"
+    " OR (status = ? AND mined_height >= ?))"
+)
+
+
+def watched_args(reorg_floor: int, grace: int) -> tuple[int, int, int, int]:
+    return PR_PAID, now() - grace, PR_PAID, reorg_floor
 
 
 class RequestStore:
@@ -239,19 +253,14 @@ class RequestStore:
     def list(self, wallet: str) -> list[PaymentRequest]:
         return self._select("wallet = ?", (wallet,))
 
-    def pending(self, wallet: str, grace: int = 86400) -> list[PaymentRequest]:
-        """Requests still watched: not paid, and not expired for more than ``grace`` seconds."""
-        return self._select(
-            "wallet = ? AND status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?)",
-            (wallet, PR_PAID, now() - grace),
-        )
+    def pending(self, wallet: str, reorg_floor: int, grace: int = 86400) -> list[PaymentRequest]:
+        """Requests still watched: not paid and not expired for more than ``grace`` seconds, or paid by
+        transfers mined at ``reorg_floor`` or above, which a reorganisation may still take away."""
+        return self._select(f"wallet = ? AND {WATCHED}", (wallet, *watched_args(reorg_floor, grace)))
 
-    def pending_all(self, grace: int = 86400) -> list[PaymentRequest]:
+    def pending_all(self, reorg_floor: int, grace: int = 86400) -> list[PaymentRequest]:
         """``pending`` for every wallet at once (the scanner watches them all in one round)."""
-        return self._select(
-            "status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?)",
-            (PR_PAID, now() - grace),
-        )
+        return self._select(WATCHED, watched_args(reorg_floor, grace))
 
     def update(self, request: PaymentRequest) -> None:
         self.db.execute(

@@ -329,7 +329,8 @@ class Scanner:
         for wallet, txid in self.store.unreported_txids():
             if wallet in self.wallets:
                 await self.reporter.transaction(wallet, txid)
-        pending = [r for r in self.reporter.requests.pending_all() if r.wallet in self.wallets]
+        watched = self.reporter.requests.pending_all(self.chain_count - REORG_MARGIN)  # paid ones still reorg-able
+        pending = [r for r in watched if r.wallet in self.wallets]
         outputs = self.store.outputs_of_requests({r.wallet for r in pending})
         for request in pending:
             mine = [o for o in outputs[request.wallet] if o.minor == request.minor and request.major == 0]

@@ -80,13 +80,16 @@ def test_status_from_transfers(transfers: list[Transfer], expected: tuple[int, i
     assert evaluate(request(), transfers, 2, now=1500) == expected
 
 
-def test_expiry_any_amount_and_final_paid() -> None:
+def test_expiry_any_amount_and_a_reorganised_payment() -> None:
     assert evaluate(request(expiration=60), [], 2, now=1059)[0] == PR_UNPAID
     assert evaluate(request(expiration=60), [], 2, now=1060)[0] == PR_EXPIRED
     assert evaluate(request(expiration=60), [transfer(XMR // 3)], 2, now=2000)[:2] == (PR_EXPIRED, XMR // 3)
     assert evaluate(request(expiration=60), [transfer(XMR, 2)], 2, now=2000)[0] == PR_PAID
     assert evaluate(request(amount=None), [transfer(1, 2)], 2, now=1500)[0] == PR_PAID
-    assert evaluate(request(status=PR_PAID), [], 2, now=1500)[0] == PR_PAID  # a reorg never "unpays"
+    # a reorganisation took the payment away: what remains decides, as for any request
+    assert evaluate(request(status=PR_PAID), [], 2, now=1500) == (PR_UNPAID, 0, [])
+    assert evaluate(request(status=PR_PAID), [transfer(XMR, 1)], 2, now=1500)[0] == PR_UNCONFIRMED
+    assert evaluate(request(expiration=60, status=PR_PAID), [], 2, now=2000)[0] == PR_EXPIRED
 
 
 def test_export_has_every_coins_fields_with_one_status_text_and_confirmations() -> None:
@@ -125,7 +128,13 @@ def test_request_table() -> None:
     assert store.get("w", "r1") == first and store.get("w", "addr") == first and store.get("x", "r1") is None
     first.status, first.sent, first.tx_hashes = PR_PAID, XMR, ["a"]
     store.update(first)
-    assert store.get("w", "r1") == first and store.pending("w") == []
+    assert store.get("w", "r1") == first and store.pending("w", 0) == store.pending_all(0) == []  # no block: settled
+    first.mined_height = 100
+    store.update(first)
+    # paid in a block a reorganisation can still take away (at or above the floor): watched until it is deeper
+    assert store.pending("w", reorg_floor=100) == store.pending_all(100) == [first]
+    assert store.pending("w", reorg_floor=101) == store.pending_all(101) == []
+    assert store.pending("x", reorg_floor=0) == []
     with pytest.raises(sqlite3.IntegrityError):  # one subaddress, one request
         store.add(PaymentRequest("w", "r2", "addr", 0, 3, None, "", 0, None, 0))
     assert store.clear("w") == 1 and store.list("w") == []
