@@ -204,16 +204,18 @@ def mined_height(request: PaymentRequest, transfers: list[Transfer]) -> int | No
     return max(t.height for t in mine)
 
 
-# Paid requests stay watched while their newest transfer is shallow (a paid row without mined_height, from a
-# table older than that column, is settled): their transfers are read again like an unpaid one's.
+# A paid request stays watched while its newest transfer is shallow, or while one is in the pool (an extra
+# payment after it was paid) for as long as an unpaid one would be: its transfers are read again like an unpaid
+# one's. Others are settled, also a paid row without mined_height from a table older than that column.
 WATCHED = (
     "((status != ? AND (expiration IS NULL OR expiration = 0 OR created + expiration > ?))"
-    " OR (status = ? AND mined_height >= ?))"
+    " OR (status = ? AND (mined_height >= ? OR (mined_height IS NULL AND created > ?))))"
 )
 
 
-def watched_args(reorg_floor: int, grace: int) -> tuple[int, int, int, int]:
-    return PR_PAID, now() - grace, PR_PAID, reorg_floor
+def watched_args(reorg_floor: int, grace: int) -> tuple[int, int, int, int, int]:
+    since = now() - grace
+    return PR_PAID, since, PR_PAID, reorg_floor, since
 
 
 class RequestStore:

@@ -31,6 +31,7 @@ from daemons.xmr_requests import (
     evaluate,
     from_atomic,
     mined_height,
+    now,
     to_atomic,
 )
 from tests.monero_fixtures import Keys, free_port
@@ -128,16 +129,19 @@ def test_request_table() -> None:
     assert store.get("w", "r1") == first and store.get("w", "addr") == first and store.get("x", "r1") is None
     first.status, first.sent, first.tx_hashes = PR_PAID, XMR, ["a"]
     store.update(first)
-    assert store.get("w", "r1") == first and store.pending("w", 0) == store.pending_all(0) == []  # no block: settled
+    assert store.get("w", "r1") == first and store.pending("w", 0) == store.pending_all(0) == []  # old, unmined: final
     first.mined_height = 100
     store.update(first)
     # paid in a block a reorganisation can still take away (at or above the floor): watched until it is deeper
     assert store.pending("w", reorg_floor=100) == store.pending_all(100) == [first]
     assert store.pending("w", reorg_floor=101) == store.pending_all(101) == []
     assert store.pending("x", reorg_floor=0) == []
+    recent = PaymentRequest("w", "r2", "addr2", 0, 4, XMR, "", now(), None, 10, PR_PAID, XMR, ["b"])
+    store.add(recent)  # paid, a transfer still in the pool (an extra payment): watched until the grace passes
+    assert store.pending("w", reorg_floor=101) == [recent] and store.pending("w", 101, grace=-1) == []
     with pytest.raises(sqlite3.IntegrityError):  # one subaddress, one request
         store.add(PaymentRequest("w", "r2", "addr", 0, 3, None, "", 0, None, 0))
-    assert store.clear("w") == 1 and store.list("w") == []
+    assert store.clear("w") == 2 and store.list("w") == []
 
 
 async def test_client_fails_fast_when_nothing_listens() -> None:
