@@ -256,8 +256,9 @@ class RequestStore:
         return self._select("wallet = ?", (wallet,))
 
     def pending(self, wallet: str, reorg_floor: int, grace: int = 86400) -> list[PaymentRequest]:
-        """Requests still watched: not paid and not expired for more than ``grace`` seconds, or paid by
-        transfers mined at ``reorg_floor`` or above, which a reorganisation may still take away."""
+        """Requests still watched: not paid and not expired for more than ``grace`` seconds, or paid with a
+        transfer mined at ``reorg_floor`` or above (or, within ``grace``, one in the pool), which a reorganisation
+        may still take away."""
         return self._select(f"wallet = ? AND {WATCHED}", (wallet, *watched_args(reorg_floor, grace)))
 
     def pending_all(self, reorg_floor: int, grace: int = 86400) -> list[PaymentRequest]:
