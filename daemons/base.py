@@ -318,6 +318,14 @@ class BaseDaemon(HTTPEndpoints):
         self.wallet_usage.touch(key, time.monotonic())
         return wallet
 
+    def restore_wallet(self, key: str, wallet: Any) -> None:
+        """A wallet the daemon loads by itself at start-up: loaded now, so its idle time starts now.
+
+        (Put straight into ``wallets`` it had no last use, counted as unused since the clock's zero, and the
+        first idle sweep after a restart unloaded it.)"""
+        self.wallets[key] = wallet
+        self.wallet_usage.touch(key, time.monotonic())
+
     def keeps_watching(self, key: str, wallet: Any) -> bool:
         """Whether a payment may still reach the wallet (open requests): such a wallet is never unloaded."""
         return False

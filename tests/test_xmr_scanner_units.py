@@ -225,3 +225,16 @@ async def test_a_view_only_wallet_is_served_by_the_scanner_without_backends(tmp_
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert keys.view_key.encode() not in path.read_bytes(), path
+
+
+async def test_a_wallet_restored_at_start_up_starts_its_idle_time_then(tmp_path: Path) -> None:
+    """Wallets the daemon loads by itself when it starts are as recently used as any loaded then: the first idle
+    sweep after a restart unloaded them (they had no last use)."""
+    keys = Keys.random()
+    env = {"MONEROD_URL": f"http://127.0.0.1:{free_port()}", "WALLET_RPC_BINARY": "/nonexistent", "NETWORK": "regtest"}
+    async with running_daemon(XMRDaemon, env=env, data_path=tmp_path) as d:
+        await d.call("getbalance", xpub=keys.view_only)  # loaded, no open request: unwatched
+    async with running_daemon(XMRDaemon, env=env, data_path=tmp_path) as d:
+        assert len(d.daemon.wallets) == 1  # restored at start
+        assert await d.daemon.unload_idle_wallets() == []  # WALLET_IDLE_TIMEOUT (3600 s) has not passed
+        assert len(d.daemon.wallets) == 1
