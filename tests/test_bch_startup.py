@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from daemons.bch import BCH_NETWORKS, BCHDaemon, ElectronCashError, electron_errors, to_json
+from daemons.bch import BCH_NETWORKS, BCHDaemon
+from daemons.bch_calls import ElectronCashError, electron_errors, to_json
 from daemons.settings import SettingsError
 from tests.support import NO_ENV_FILE, ROOT, free_port
 
