@@ -11,6 +11,7 @@ from typing import Any
 from .bch_calls import in_thread
 from .btc_config import parse_server
 from .btc_errors import NETWORK_OFFLINE
+from .btc_network import DISCONNECTED_NETWORK_INFO
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
 
@@ -30,11 +31,7 @@ class BCHNetworkMixin:
         data: dict[str, Any] = {
             "network": self.network_name,
             "path": self.electrum_config.path,
-            "server": "",
-            "blockchain_height": 0,
-            "server_height": 0,
-            "spv_nodes": 0,
-            "connected": False,
+            **DISCONNECTED_NETWORK_INFO,
             "auto_connect": not self.server,
             "version": self.electrum.version.PACKAGE_VERSION,
             "fee_per_kb": self.electrum_config.fee_per_kb(),
@@ -47,10 +44,7 @@ class BCHNetworkMixin:
                 spv_nodes=len(network.get_interfaces()),
                 connected=network.is_connected(),
             )
-        data["offline"] = network is None
-        data["synchronized"] = self.is_synchronized()
-        data["total_wallets"] = len(self.wallets)
-        return data
+        return {**data, **self.daemon_status()}
 
     @rpc
     async def switch_server(self, server: str) -> bool:

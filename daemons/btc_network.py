@@ -10,6 +10,15 @@ from .btc_errors import NETWORK_OFFLINE, NOT_SYNCHRONIZED
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
 
+# getinfo's network fields when the daemon is offline (no network): one shape for the BTC and BCH daemons.
+DISCONNECTED_NETWORK_INFO: dict[str, Any] = {
+    "server": "",
+    "blockchain_height": 0,
+    "server_height": 0,
+    "spv_nodes": 0,
+    "connected": False,
+}
+
 
 class NetworkMixin:
     """The Electrum network's state as the daemon's readiness, health and status methods."""
@@ -65,6 +74,14 @@ class NetworkMixin:
     def is_synchronized(self) -> bool:
         return self.headers_synchronized() and all(w.is_up_to_date() for w in self.wallets.values())
 
+    def daemon_status(self) -> dict[str, Any]:
+        """What getinfo adds to the library's network info; the BCH daemon's getinfo adds the same."""
+        return {
+            "offline": self.network is None,
+            "synchronized": self.is_synchronized(),
+            "total_wallets": len(self.wallets),
+        }
+
     @rpc
     async def getinfo(self) -> dict[str, Any]:
         """Electrum's network info, plus synchronized and total_wallets (works offline too)."""
@@ -74,20 +91,13 @@ class NetworkMixin:
             data = {
                 "network": self.electrum.constants.net.NET_NAME,
                 "path": self.electrum_config.path,
-                "server": "",
-                "blockchain_height": 0,
-                "server_height": 0,
-                "spv_nodes": 0,
-                "connected": False,
+                **DISCONNECTED_NETWORK_INFO,
                 "auto_connect": False,
                 "version": self.electrum.version.ELECTRUM_VERSION,
                 "fee_per_kb": self.electrum_config.fee_per_kb(),
             }
         data.pop("default_wallet", None)
-        data["offline"] = self.network is None
-        data["synchronized"] = self.is_synchronized()
-        data["total_wallets"] = len(self.wallets)
-        return data
+        return {**data, **self.daemon_status()}
 
     @rpc
     async def switch_server(self, server: str) -> bool:

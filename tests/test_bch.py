@@ -78,6 +78,31 @@ async def test_wallets_from_xpub_and_seed_share_cashaddr_addresses_and_accept_le
         assert (await error_of(d, "getbalance"))[0] == -32000
 
 
+async def test_getinfo_offline_has_the_btc_daemons_fields_with_electron_cash_values():
+    """getinfo's offline fields and its tail (offline, synchronized, total_wallets) are shared with the BTC daemon."""
+    async with running_daemon(BCHDaemon, OFFLINE) as d:
+        await d.call("getbalance", xpub=XPUB)
+        info = await d.call("getinfo")
+        assert list(info) == [
+            "network", "path", "server", "blockchain_height", "server_height", "spv_nodes", "connected",
+            "auto_connect", "version", "fee_per_kb", "offline", "synchronized", "total_wallets",
+        ]  # fmt: skip
+        assert {k: v for k, v in info.items() if k not in ("path", "fee_per_kb")} == {
+            "network": "regtest",
+            "server": "",
+            "blockchain_height": 0,
+            "server_height": 0,
+            "spv_nodes": 0,
+            "connected": False,
+            "auto_connect": True,
+            "version": d.daemon.electrum.version.PACKAGE_VERSION,
+            "offline": True,
+            "synchronized": False,
+            "total_wallets": 1,
+        }
+        assert info["path"] == d.daemon.electrum_config.path and isinstance(info["fee_per_kb"], int)
+
+
 async def test_add_request_and_get_request_through_the_bitcart_sdk():
     async with running_daemon(BCHDaemon, OFFLINE) as d:
         coin = BCH(rpc_url=d.url, xpub=XPUB)
