@@ -12,7 +12,10 @@ from .bch_calls import in_thread, to_json
 
 
 class BCHCommandsMixin:
-    """Every Electron Cash command, by its name, with its own signature, run in a worker thread."""
+    """Every Electron Cash command, by its name, with its own signature, run in a worker thread.
+
+    Which commands are served (``list_dynamic_methods``: known_commands minus EXCLUDED_COMMANDS) is the BTC daemon's.
+    """
 
     def commands_ready(self) -> bool:
         return self.electrum_config is not None
@@ -37,8 +40,3 @@ class BCHCommandsMixin:
         commands = self.electrum.commands.Commands(self.electrum_config, wallet, self.network)
         result = await in_thread(getattr(commands, name), **kwargs)
         return to_json(result)
-
-    def list_dynamic_methods(self) -> list[str]:
-        if not self.backend_loaded:
-            return []
-        return sorted(set(self.electrum.commands.known_commands) - self.EXCLUDED_COMMANDS)

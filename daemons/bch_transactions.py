@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from .bch_calls import electron_errors, in_thread, to_json
-from .btc_amounts import format_amount
 from .btc_errors import INVALID_TRANSACTION, TX_NOT_FOUND
 from .btc_transactions import check_fee_target
 from .jsonrpc import INVALID_PARAMS, RPCError
@@ -14,16 +13,6 @@ from .rpc import rpc
 
 class BCHTransactionsMixin:
     """Electron Cash's side of the BTC daemon's transaction hooks, plus the methods that differ for BCH."""
-
-    @rpc(requires_wallet=True)
-    async def getaddressbalance_wallet(self, address: str, wallet: Any = None) -> dict[str, str | None]:
-        """Balance of one of the wallet's addresses, from the wallet's own history (no server query)."""
-        confirmed, unconfirmed, unmatured = wallet.get_addr_balance(self.parse_address(address))
-        return {
-            "confirmed": format_amount(confirmed, self.COIN_DECIMALS),
-            "unconfirmed": format_amount(unconfirmed, self.COIN_DECIMALS),
-            "unmatured": format_amount(unmatured, self.COIN_DECIMALS),
-        }
 
     def parse_tx(self, raw_tx: Any) -> Any:
         try:

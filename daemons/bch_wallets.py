@@ -56,6 +56,10 @@ class BCHWalletsMixin:
         except Exception as exc:
             raise RPCError(ADDRESS_INVALID, f"Invalid address: {text}") from exc
 
+    def balance_address(self, address: str) -> Any:
+        """Electron Cash looks balances up by ``Address`` object, so CashAddr and legacy input both work."""
+        return self.parse_address(address)
+
     def owns_address(self, wallet: Any, address: str) -> bool:
         try:
             parsed = self.parse_address(address)

@@ -147,11 +147,16 @@ class WalletsMixin:
     @rpc(requires_wallet=True)
     async def getaddressbalance_wallet(self, address: str, wallet: Any = None) -> dict[str, str | None]:
         """Balance of one of the wallet's addresses, from the wallet's own history (no server query)."""
-        if not self.electrum.bitcoin.is_address(address):
-            raise RPCError(ADDRESS_INVALID, f"Invalid Bitcoin address: {address}")
-        confirmed, unconfirmed, unmatured = wallet.get_addr_balance(address)
+        confirmed, unconfirmed, unmatured = wallet.get_addr_balance(self.balance_address(address))
         return {
             "confirmed": format_amount(confirmed, self.COIN_DECIMALS),
             "unconfirmed": format_amount(unconfirmed, self.COIN_DECIMALS),
             "unmatured": format_amount(unmatured, self.COIN_DECIMALS),
         }
+
+    def balance_address(self, address: str) -> Any:
+        """The address as the library's ``get_addr_balance`` takes it (Electrum: the string), checked first
+        so a malformed one is the invalid-address error, not a library exception."""
+        if not self.electrum.bitcoin.is_address(address):
+            raise RPCError(ADDRESS_INVALID, f"Invalid Bitcoin address: {address}")
+        return address

@@ -67,6 +67,7 @@ async def test_wallets_from_xpub_and_seed_share_cashaddr_addresses_and_accept_le
         assert await d.call("getunusedaddress", xpub=SEED) == from_xpub
         assert await d.call("ismine", legacy(from_xpub), xpub=XPUB) is True
         assert await d.call("validateaddress", legacy(from_xpub)) is True
+        assert (await error_of(d, "getaddressbalance_wallet", "nonsense", xpub=XPUB))[0] == -32004
         assert await d.call("getmpk", xpub=SEED) == XPUB
         assert len(await d.call("listaddresses", xpub=XPUB)) >= 20
         assert await d.call("getbalance", xpub=XPUB) == {"confirmed": "0"}
@@ -325,6 +326,9 @@ async def test_payment_on_a_bch_regtest_chain_emits_the_contract_events(bch_stac
         assert (done["status"], done["sent_amount"], done["tx_hashes"]) == (3, "1.5", [txid])
         assert (done["status_str"], done["confirmations"]) == ("Paid", 1)
         assert (await d.call("get_transaction", txid, xpub=XPUB))["confirmations"] == 1
+        balance = {"confirmed": "1.5", "unconfirmed": "0", "unmatured": "0"}  # CashAddr or legacy: one address
+        assert await d.call("getaddressbalance_wallet", request["address"], xpub=XPUB) == balance
+        assert await d.call("getaddressbalance_wallet", legacy(request["address"]), xpub=XPUB) == balance
         events = await d.call("get_updates", xpub=XPUB, since=0)
     names = [e["event"] for e in events]
     assert names.count("new_transaction") == 1 and names.count("verified_tx") == 1
