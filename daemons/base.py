@@ -318,7 +318,7 @@ class BaseDaemon(HTTPEndpoints):
         self.wallet_usage.touch(key, time.monotonic())
         return wallet
 
-    def restore_wallet(self, key: str, wallet: Any) -> None:
+    def add_wallet_loaded_at_start(self, key: str, wallet: Any) -> None:
         """A wallet the daemon loads by itself at start-up: loaded now, so its idle time starts now.
 
         (Put straight into ``wallets`` it had no last use, counted as unused since the clock's zero, and the

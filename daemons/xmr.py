@@ -154,9 +154,9 @@ class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
         for wallet in self.table.known():
             if wallet.key in self.scanner.wallets:  # served by the scanner; a wallet-rpc file, if any, is for queries
                 wallet.secret = self.scanner.wallets[wallet.key].view_key.hex()
-                self.restore_wallet(wallet.key, wallet)
+                self.add_wallet_loaded_at_start(wallet.key, wallet)
             elif wallet.created:  # a wallet whose file exists survives restarts; it is watched right away
-                self.restore_wallet(wallet.key, wallet)
+                self.add_wallet_loaded_at_start(wallet.key, wallet)
                 self.poller.start_wallet(wallet)
         self.poller.start()
         self.scanner.start()
