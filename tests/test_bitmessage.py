@@ -175,6 +175,8 @@ async def test_node_away_and_back_loses_nothing() -> None:
         with pytest.raises(RPCError) as caught:
             await d.call("clientStatus")
         assert caught.value.code == -33100
+        # a poll that was at the node when it went away may make /health say busy for a moment first
+        await until(lambda: _health_is_unavailable(d))
         status, body = await _health(d)
         assert (status, body["status"]) == (503, "backend_unavailable")
         missed = node.deliver(me, peer, "while away", "x")
@@ -243,6 +245,10 @@ def test_settings() -> None:
 async def _health(d: DaemonClient) -> tuple[int, dict]:
     async with d.session.get(d.url + "/health") as response:
         return response.status, await response.json()
+
+
+async def _health_is_unavailable(d: DaemonClient) -> bool:
+    return (await _health(d))[1]["status"] == "backend_unavailable"
 
 
 async def _health_ok(d: DaemonClient) -> bool:
