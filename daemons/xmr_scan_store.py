@@ -210,17 +210,19 @@ class ScanStore:
         )
         return [StoredOutput(*row) for row in rows]
 
-    def outputs_of_requests(self, wallets: Iterable[str]) -> dict[str, list[StoredOutput]]:
-        """Outputs on the subaddresses of the given wallets' requests that are not paid yet."""
-        keys = list(wallets)
-        found: dict[str, list[StoredOutput]] = {key: [] for key in keys}
-        for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500)):
-            marks = ", ".join("?" * len(chunk))
+    def outputs_of_subaddresses(self, subaddresses: Iterable[tuple[str, int]]) -> dict[str, list[StoredOutput]]:
+        """Outputs received on the given (wallet, minor) subaddresses of account 0, whatever their requests' status.
+
+        (Selecting only unpaid requests' outputs made a paid request that is re-evaluated while a reorganisation
+        can still undo it see no money: it went back to unpaid, then to paid, every round.)"""
+        pairs = sorted(set(subaddresses))
+        found: dict[str, list[StoredOutput]] = {wallet: [] for wallet, _ in pairs}
+        for chunk in (pairs[i : i + 400] for i in range(0, len(pairs), 400)):
+            values = ", ".join(["(?, ?)"] * len(chunk))
             rows = self.db.execute(
-                "SELECT o.wallet, o.txid, o.minor, o.amount, o.height, o.unlock_time FROM xmr_scan_outputs o"
-                " JOIN xmr_requests r ON r.wallet = o.wallet AND r.major = 0 AND r.minor = o.minor"
-                f" WHERE r.status != 3 AND o.wallet IN ({marks})",
-                chunk,
+                "SELECT wallet, txid, minor, amount, height, unlock_time FROM xmr_scan_outputs"
+                f" WHERE (wallet, minor) IN (VALUES {values})",
+                [item for pair in chunk for item in pair],
             )
             for row in rows:
                 found[row[0]].append(StoredOutput(*row))

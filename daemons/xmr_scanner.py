@@ -331,9 +331,9 @@ class Scanner:
                 await self.reporter.transaction(wallet, txid)
         watched = self.reporter.requests.pending_all(self.chain_count - REORG_MARGIN)  # paid ones still reorg-able
         pending = [r for r in watched if r.wallet in self.wallets]
-        outputs = self.store.outputs_of_requests({r.wallet for r in pending})
+        outputs = self.store.outputs_of_subaddresses((r.wallet, r.minor) for r in pending if r.major == 0)
         for request in pending:
-            mine = [o for o in outputs[request.wallet] if o.minor == request.minor and request.major == 0]
+            mine = [o for o in outputs.get(request.wallet, []) if o.minor == request.minor and request.major == 0]
             transfers = transfers_of(mine, self.height(request.wallet), request)
             await self.reporter.update_request(request, transfers)
 

@@ -238,3 +238,35 @@ async def test_a_wallet_restored_at_start_up_starts_its_idle_time_then(tmp_path:
         assert len(d.daemon.wallets) == 1  # restored at start
         assert await d.daemon.unload_idle_wallets() == []  # WALLET_IDLE_TIMEOUT (3600 s) has not passed
         assert len(d.daemon.wallets) == 1
+
+
+async def test_a_paid_request_still_shallow_stays_paid_round_after_round(tmp_path: Path) -> None:
+    """The scanner re-evaluates paid requests while a reorganisation can undo them. It read only unpaid
+    requests' outputs, so such a request saw no money and flipped unpaid/paid every round (seen in CI:
+    statuses [0, 7, 3, 0, 3, 0, 3, ...])."""
+    from daemons.xmr_poller import Reporter
+    from daemons.xmr_requests import PaymentRequest
+    from daemons.xmr_scanner import Scanner
+    from daemons.xmr_wallet import WalletTable
+
+    db = sqlite3.connect(str(tmp_path / "state.db"), isolation_level=None)
+    requests, table = RequestStore(db), WalletTable(db)
+    store = ScanStore(db, Sealer(tmp_path / "secret"))
+    wallet = ScanWallet("w", "addr", os.urandom(32), b"", 2, 10)
+    store.add_wallet(wallet)
+    store.record_block(10, "h10", ["w"], [("w", found("t1", 0, 1, 7)), ("w", found("t2", 0, 1, 3))])
+    requests.add(PaymentRequest("w", "r1", "sub1", 0, 1, 10, "split", 0, None, 9))
+    events: list[dict] = []
+
+    async def notify(event: str, fields: dict, key: str | None, also) -> None:
+        events.append({"event": event, **fields})
+        also(None)
+
+    scanner = Scanner(None, store, Reporter(notify, requests, table, confirmations=2), "main", None)  # type: ignore[arg-type]
+    scanner.wallets["w"] = wallet
+    for count in (11, 12, 13, 14):  # blocks come; the payment (block 10) is shallow, so it is re-evaluated
+        wallet.scanned = scanner.chain_count = count
+        await scanner.report()
+    payments = [(e["status"], e["sent_amount"]) for e in events if e["event"] == "new_payment"]
+    assert [status for status, _ in payments] == [7, 3]
+    assert requests.list("w")[0].status == 3
