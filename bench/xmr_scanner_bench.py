@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.xmr_bench import total_rss  # RSS of the daemon and its wallet-rpc processes, measured one way
 from daemons import xmr_scan_crypto as crypto
 from daemons.xmr import XMRDaemon
 from daemons.xmr_scan_crypto import Output, ParsedTx, scan_tx
@@ -178,20 +179,6 @@ def block_scans() -> None:
                     scan_tx(tx, view, table)
             cells.append(time.perf_counter() - start)
         print(f"{size:>8} " + " ".join(f"{cell:9.3f}s" for cell in cells))
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def total_rss(d: DaemonClient) -> int:
-    return rss_kib() + sum(rss_kib(p.pid) for p in d.daemon.pool.processes() if p.pid)
 
 
 def env_for(chain: Chain, scanner: bool) -> dict[str, str]:
