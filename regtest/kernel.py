@@ -49,10 +49,12 @@ def _gc_paused(call: _Call) -> _Call:
     """Run a kernel call with Python's cyclic garbage collector paused.
 
     The kernel calls `_log_sink` (Python) while it holds its own, non-recursive log mutex. If the allocations
-    of that callback start a collection, and the garbage holds a dropped kernel object (a Chain and its
-    mempool refer to each other, so a dropped node is cyclic garbage), that object's destructor logs too and
-    waits for the mutex its own thread holds: the process hangs. Seen in CI as a hang in ChainstateManager's
-    constructor. Every call that can log runs with collection paused; collections run between calls.
+    of that callback start a collection, and the garbage holds a dropped kernel object, that object's
+    destructor logs too and waits for the mutex its own thread holds: the process hangs. Seen in CI as a hang
+    in ChainstateManager's constructor, when a Chain and its mempool referred to each other and so every
+    dropped node was cyclic garbage. That cycle is gone (the mempool holds its chain weakly), but a kernel can
+    still end up in someone's cycle (a served RegtestNode's chain is reachable from aiohttp's Application,
+    which is cyclic), so every call that can log runs with collection paused; collections run between calls.
     """
 
     @functools.wraps(call)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +62,10 @@ class Entry:
 
 class Mempool:
     def __init__(self, chain: ChainView) -> None:
-        self.chain = chain
+        # A weak proxy: the chain owns its mempool, so a strong reference back would make every dropped node
+        # cyclic garbage, and its Core kernel would then be destroyed by a collection at any allocation, even
+        # inside the kernel's own log callback (see regtest/kernel.py _gc_paused). Reference counting frees it.
+        self.chain: ChainView = weakref.proxy(chain)
         self.entries: dict[str, Entry] = {}  # insertion order keeps parents before children
         self.spends: dict[tuple[str, int], str] = {}  # outpoint -> txid of the mempool tx spending it
 

@@ -1,18 +1,25 @@
 """The node never hangs when Python's garbage collector runs inside a callback of Bitcoin Core's kernel.
 
 The kernel calls the node's log sink while holding its own log mutex. A collection started by that callback's
-allocations, with a dropped node (cyclic garbage: a Chain and its mempool refer to each other) pending, made
-the dropped kernel's destructor wait for the mutex its own thread held: the CI run hung in
-test_invalidate_and_reconsider_reorganise_like_core. The script below sets that up deterministically; the
-old code hangs in it, so it runs in a child process that is killed if it does not finish.
+allocations, with a dropped node pending as cyclic garbage (a Chain and its mempool used to refer to each
+other), made the dropped kernel's destructor wait for the mutex its own thread held: the CI run hung in
+test_invalidate_and_reconsider_reorganise_like_core. The script below sets that up deterministically (with a
+cycle of its own, as any cyclic garbage holding a kernel would); the old code hangs in it, so it runs in a
+child process that is killed if it does not finish. The second test keeps a dropped Chain out of the
+collector's hands altogether: reference counting alone frees it and its kernel.
 """
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
+import weakref
 from pathlib import Path
+
+from regtest.chain import Chain
+from regtest.node import RegtestNode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,3 +58,19 @@ def test_a_collection_inside_a_kernel_callback_does_not_hang_the_node():
         raise AssertionError("the node hung: a kernel object was destroyed inside the kernel's log callback") from None
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["connected", "1"]
+
+
+def test_a_dropped_chain_and_its_kernel_are_freed_without_the_collector():
+    was_enabled = gc.isenabled()
+    gc.disable()  # only reference counting may free them
+    try:
+        chain = Chain()
+        chain.connect_block(chain.build_block(b"\x51"))
+        node = RegtestNode()  # a node that never served: node -> methods -> chain, no cycle either
+        refs = [weakref.ref(chain), weakref.ref(chain.mempool), weakref.ref(chain.kernel)]
+        refs += [weakref.ref(node), weakref.ref(node.chain), weakref.ref(node.chain.kernel)]
+        del chain, node
+        assert [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        if was_enabled:
+            gc.enable()
