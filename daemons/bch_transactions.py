@@ -69,6 +69,12 @@ class BCHTransactionsMixin:
         data["hex"] = str(tx)
         return data
 
+    def tx_raw(self, tx: Any) -> str:
+        return str(tx)
+
+    async def proven_header(self, tx_hash: str, height: int) -> dict[str, Any] | None:
+        return None  # not checked on Electron Cash: each call asks the server for the transaction's height
+
     def output_scripthashes(self, tx: Any) -> list[str]:
         return [address.to_scripthash_hex() for _, address, _ in tx.outputs() if hasattr(address, "to_scripthash_hex")]
 

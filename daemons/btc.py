@@ -39,6 +39,7 @@ from .btc_transactions import TransactionsMixin
 from .btc_wallets import WalletsMixin
 from .merchant_compat import NoContractsMixin
 from .settings import SettingsError, parse_positive_float
+from .tx_cache import DecodedTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class BTCDaemon(
         self.wallet_loads = 0  # wallets built (restored or opened) since start: the single-flight's witness
         self._keys_by_wallet: dict[int, str] = {}
         self.public_keys = KnownPublicKeys()
+        self.decoded_transactions = DecodedTransactions()  # get_transaction's decodings and proven positions
         self._up_to_date: dict[int, bool] = {}  # per wallet: whether its last sync round had caught up
         self._registered: list[Any] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import string
 from typing import Any
 
@@ -9,6 +10,9 @@ from .btc_amounts import format_amount
 from .btc_errors import INVALID_TRANSACTION, TX_HASH_INVALID, TX_NOT_FOUND
 from .jsonrpc import INVALID_PARAMS, RPCError
 from .rpc import rpc
+from .tx_cache import Decoded
+
+logger = logging.getLogger(__name__)
 
 MAX_FEE_TARGET = 1008  # blocks: Bitcoin Core's longest estimatesmartfee target
 
@@ -109,22 +113,61 @@ class TransactionsMixin:
         """A transaction decoded (inputs, outputs) with its confirmations, from the wallet or the server."""
         self.check_tx_hash(tx_hash)
         tx = self.wallet_transaction(wallet, tx_hash) if wallet is not None else None
-        if tx is None:
-            tx = await self.server_transaction(tx_hash)
-        data = self.tx_json(tx, tx_hash)
-        data["confirmations"] = await self.confirmations(tx_hash, tx, wallet)
-        return data
+        if tx is not None:
+            confirmations = max(self.wallet_tx_confirmations(wallet, tx_hash), 0)
+            return {**self.decode_once(tx, tx_hash).data, "confirmations": confirmations}
+        known = self.decoded_transactions.get(tx_hash)
+        if known is not None and known.header is not None:
+            if self.local_header(known.height) == known.header:  # still in the local chain: no round trip
+                return {**known.data, "confirmations": self.network.get_local_height() - known.height + 1}
+            self.decoded_transactions.forget(tx_hash)  # its block was orphaned: ask the server again
+        tx = await self.server_transaction(tx_hash)
+        entry = self.decode_once(tx, tx_hash)
+        height = await self.server_tx_height(tx_hash, tx)
+        confirmations = 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
+        if confirmations > 0 and entry.header is None:
+            header = await self.proven_header(tx_hash, height)
+            if header is not None:
+                entry.height, entry.header = height, header
+        return {**entry.data, "confirmations": confirmations}
 
-    async def confirmations(self, tx_hash: str, tx: Any, wallet: Any) -> int:
-        """From the wallet when it holds the transaction, else from the server's history of its outputs."""
-        if wallet is not None and self.wallet_transaction(wallet, tx_hash) is not None:
-            return max(self.wallet_tx_confirmations(wallet, tx_hash), 0)
+    def decode_once(self, tx: Any, tx_hash: str) -> Decoded:
+        """The decoded transaction, remembered for exactly these bytes (decoding costs more than a whole call)."""
+        raw = self.tx_raw(tx)
+        entry = self.decoded_transactions.decoded(tx_hash, raw)
+        if entry is None:
+            entry = Decoded(raw, self.tx_json(tx, tx_hash))
+            self.decoded_transactions.put(tx_hash, entry)
+        return entry
+
+    async def server_tx_height(self, tx_hash: str, tx: Any) -> int:
+        """The server's height of a transaction, from the history of its outputs (0: unconfirmed or not found)."""
         for scripthash in self.output_scripthashes(tx):
             for item in await self.server_history(scripthash):
                 if item["tx_hash"] == tx_hash:
-                    height = int(item["height"])
-                    return 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
+                    return int(item["height"])
         return 0
+
+    async def proven_header(self, tx_hash: str, height: int) -> dict[str, Any] | None:
+        """The local chain's header at ``height`` once the server's merkle proof (checked as Electrum's
+        verifier checks a wallet's transactions) shows the transaction in that block; None when it does
+        not: the transaction is then not remembered with a position, and each call asks the server."""
+        header = self.local_header(height)
+        if header is None:
+            return None
+        try:
+            proof = await self.network.get_merkle_for_transaction(tx_hash, height)
+            if proof.get("block_height") != height:
+                return None
+            self.electrum.verifier.verify_tx_is_in_block(tx_hash, proof["merkle"], proof["pos"], header, height)
+        except Exception as exc:  # no proof, a bad one, a server gone: the answer stands, unremembered
+            logger.debug("no merkle proof of %s at height %d: %s", tx_hash, height, exc)
+            return None
+        return header
+
+    def local_header(self, height: int) -> dict[str, Any] | None:
+        """The local chain's header at ``height`` (None: not there)."""
+        return self.network.blockchain().read_header(height)
 
     # Hooks over the library's wallet and server API (Electron Cash's differ: the BCH daemon overrides them).
 
@@ -143,6 +186,10 @@ class TransactionsMixin:
     def tx_json(self, tx: Any, tx_hash: str) -> dict[str, Any]:
         """The decoded transaction get_transaction returns."""
         return tx.to_json()
+
+    def tx_raw(self, tx: Any) -> str:
+        """The transaction's network serialization (hex): what its decoding depends on."""
+        return tx.serialize()
 
     def output_scripthashes(self, tx: Any) -> list[str]:
         """The Electrum-protocol script hashes of the outputs that pay to an address, in output order."""
