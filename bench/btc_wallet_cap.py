@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.btc_wallets import rss_kib, vpubs
+from bench.btc_wallets import vpubs
+from bench.dispatch import rss_kib
 from tests.btc_support import btc_daemon
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.dispatch import rss_kib
 from daemons.xmr import XMRDaemon
-from tests.monero_fixtures import Chain, Keys, Monerod, WalletRPC, json_rpc
+from tests.monero_fixtures import Chain, Keys, WalletRPC, funded_chain, json_rpc
 from tests.support import DaemonClient, running_daemon
 
 LATENCY_CALLS = 200
 PAYMENTS = 20
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def total_rss(d: DaemonClient) -> int:
@@ -206,34 +196,19 @@ async def baseline_loading(chain: Chain, count: int) -> None:
 
 
 async def main(count: int, parts: str = "123") -> None:
-    with tempfile.TemporaryDirectory(prefix="xmr-bench-") as tmp:
-        root = Path(tmp)
-        monerod = Monerod(root)
-        monerod.start()
-        payer, burn = Keys.random(), Keys.random()
-        payer_rpc = WalletRPC(root, monerod.url)
-        try:
-            monerod.mine(60, payer.address)
-            monerod.mine(70, burn.address)
-            payer_rpc.start()
-            restore = {"filename": "payer", "password": "", "seed": payer.mnemonic, "restore_height": 0}
-            json_rpc(payer_rpc.url, "restore_deterministic_wallet", {**restore, "language": "English"})
-            chain = Chain(monerod, payer_rpc, payer, payer, root, burn.address)
-            if "1" in parts:
-                await latency(chain)
-            if "2" in parts:
-                await detection(chain)
-            if "3" not in parts:
-                return
-            print(f"\n3. loading {count} view-only wallets at once, then one getbalance round over all of them")
-            columns = ("load", 10), ("per wallet", 11), ("memory", 13), ("procs", 5), ("round", 12), ("switches", 6)
-            print(f"{'design':34} " + " ".join(f"{name:>{width}}" for name, width in columns))
-            await loading(chain, count, count, "one wallet-rpc per wallet (chosen)")
-            await loading(chain, count, 4, "pool of 4 wallet-rpc, switching")
-            await baseline_loading(chain, count)
-        finally:
-            payer_rpc.stop()
-            monerod.stop()
+    with funded_chain("xmr-bench-", payer_blocks=60) as chain:
+        if "1" in parts:
+            await latency(chain)
+        if "2" in parts:
+            await detection(chain)
+        if "3" not in parts:
+            return
+        print(f"\n3. loading {count} view-only wallets at once, then one getbalance round over all of them")
+        columns = ("load", 10), ("per wallet", 11), ("memory", 13), ("procs", 5), ("round", 12), ("switches", 6)
+        print(f"{'design':34} " + " ".join(f"{name:>{width}}" for name, width in columns))
+        await loading(chain, count, count, "one wallet-rpc per wallet (chosen)")
+        await loading(chain, count, 4, "pool of 4 wallet-rpc, switching")
+        await baseline_loading(chain, count)
 
 
 if __name__ == "__main__":

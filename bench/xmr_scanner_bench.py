@@ -24,7 +24,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from bench.xmr_bench import total_rss  # RSS of the daemon and its wallet-rpc pr
 from daemons import xmr_scan_crypto as crypto
 from daemons.xmr import XMRDaemon
 from daemons.xmr_scan_crypto import Output, ParsedTx, scan_tx
-from tests.monero_fixtures import Chain, Keys, Monerod, WalletRPC, json_rpc
+from tests.monero_fixtures import Chain, Keys, funded_chain
 from tests.support import DaemonClient, running_daemon
 
 PAYMENTS = 20
@@ -271,22 +270,8 @@ async def main(count: int, parts: str) -> None:
         block_scans()
     if not ("2" in parts or "4" in parts):
         return
-    with tempfile.TemporaryDirectory(prefix="xmr-scan-bench-") as tmp:
-        root = Path(tmp)
-        monerod = Monerod(root)
-        monerod.start()
-        payer, burn = Keys.random(), Keys.random()
-        payer_rpc = WalletRPC(root, monerod.url)
-        try:
-            monerod.mine(80, payer.address)
-            monerod.mine(70, burn.address)
-            payer_rpc.start()
-            restore = {"filename": "payer", "password": "", "seed": payer.mnemonic, "restore_height": 0}
-            json_rpc(payer_rpc.url, "restore_deterministic_wallet", {**restore, "language": "English"})
-            await daemons(Chain(monerod, payer_rpc, payer, payer, root, burn.address), count, parts)
-        finally:
-            payer_rpc.stop()
-            monerod.stop()
+    with funded_chain("xmr-scan-bench-", payer_blocks=80) as chain:
+        await daemons(chain, count, parts)
 
 
 if __name__ == "__main__":

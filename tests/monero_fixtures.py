@@ -231,20 +231,24 @@ class Chain:
         return await asyncio.to_thread(self.pay, [(address, amount)])
 
 
-@pytest.fixture(scope="session")
-def monero_chain() -> Iterator[Chain]:
-    if not (os.path.exists(MONEROD) and os.path.exists(WALLET_RPC)):
-        pytest.fail("monerod and monero-wallet-rpc are needed (Debian package 'monero')")
-    with tempfile.TemporaryDirectory(prefix="xmr-chain-") as tmp:
+@contextlib.contextmanager
+def funded_chain(prefix: str, payer_blocks: int, spender_blocks: int = 0) -> Iterator[Chain]:
+    """A regtest monerod in a temporary directory with a payer wallet (restored in a wallet-rpc of its own)
+    that owns `payer_blocks` coinbases, and a spender with `spender_blocks` (none: the payer is the spender).
+    70 more blocks to a burn address unlock them (coinbase unlocks after 60) and give transfers ring members.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         root = Path(tmp)
         monerod = Monerod(root)
         monerod.start()
-        spender, payer, burn = Keys.random(), Keys.random(), Keys.random()
+        payer, burn = Keys.random(), Keys.random()
+        spender = Keys.random() if spender_blocks else payer
         payer_rpc = WalletRPC(root, monerod.url)
         try:
-            monerod.mine(40, spender.address)
-            monerod.mine(50, payer.address)
-            monerod.mine(70, burn.address)  # unlocks both wallets' coinbase and gives ring members
+            if spender_blocks:
+                monerod.mine(spender_blocks, spender.address)
+            monerod.mine(payer_blocks, payer.address)
+            monerod.mine(70, burn.address)
             payer_rpc.start()
             restore = {"filename": "payer", "password": "", "seed": payer.mnemonic, "restore_height": 0}
             json_rpc(payer_rpc.url, "restore_deterministic_wallet", {**restore, "language": "English"})
@@ -252,3 +256,11 @@ def monero_chain() -> Iterator[Chain]:
         finally:
             payer_rpc.stop()
             monerod.stop()
+
+
+@pytest.fixture(scope="session")
+def monero_chain() -> Iterator[Chain]:
+    if not (os.path.exists(MONEROD) and os.path.exists(WALLET_RPC)):
+        pytest.fail("monerod and monero-wallet-rpc are needed (Debian package 'monero')")
+    with funded_chain("xmr-chain-", payer_blocks=50, spender_blocks=40) as chain:
+        yield chain
