@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS update_cursors (
 );
 """
 PRUNE_EVERY = 1000  # appends between two retention passes
+KNOWN_WALLETS = 4096  # polling wallets whose cursor and newest event id are kept in memory (oldest used dropped)
 MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: a cursor beyond it cannot even be compared
 
 
@@ -55,8 +57,20 @@ class Event:
         return wallets is None or self.wallet is None or self.wallet in wallets
 
 
+@dataclass
+class PollState:
+    """What the database says of one polling wallet, kept in memory (written through, never ahead of it)."""
+
+    cursor: int  # update_cursors.last_id: the newest event get_updates reported without ``since``
+    newest: int  # the id of the wallet's newest own event (0: none)
+
+
 class EventStore:
-    """The event log and the per-wallet cursors of polling clients (``get_updates``)."""
+    """The event log and the per-wallet cursors of polling clients (``get_updates``).
+
+    A poll usually finds nothing new: the newest id, the newest global event's id and each polling
+    wallet's cursor and newest event id are kept in memory (updated by the writes that change them, the
+    wallets bounded to KNOWN_WALLETS), so such a poll answers without reading the database."""
 
     def __init__(self, path: Path, retention_count: int = 100_000, retention_days: float = 30.0) -> None:
         self.path = path
@@ -72,6 +86,11 @@ class EventStore:
         self.db.executescript(SCHEMA)
         self._appends = 0
         self.prune()
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        self._last_id = int(row[0]) if row else 0
+        row = self.db.execute("SELECT MAX(id) FROM events WHERE wallet IS NULL").fetchone()
+        self._newest_global = int(row[0] or 0)
+        self._polling: OrderedDict[str, PollState] = OrderedDict()
 
     def close(self) -> None:
         self.db.close()
@@ -101,14 +120,19 @@ class EventStore:
         self.db.execute("COMMIT")
         event_id = cursor.lastrowid
         assert event_id is not None
+        self._last_id = event_id
+        if wallet is None:
+            self._newest_global = event_id
+        elif (state := self._polling.get(wallet)) is not None:
+            state.newest = event_id
         self._appends += 1
         if self._appends % PRUNE_EVERY == 0:
             self.prune()
         return Event(event_id, name, wallet, json.loads(payload), created)
 
     def last_id(self) -> int:
-        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return int(row[0]) if row else 0
+        """The newest id ever given (AUTOINCREMENT's sequence: pruned events keep theirs)."""
+        return self._last_id
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -135,17 +159,31 @@ class EventStore:
 
         Only a call without ``since`` moves the wallet's shared cursor: a client reading with its own
         cursor must not make the plain pollers of that wallet miss events."""
-        if since is not None:
-            return self.fetch(since, [wallet], limit)
-        row = self.db.execute("SELECT last_id FROM update_cursors WHERE wallet = ?", (wallet,)).fetchone()
-        events = self.fetch(row[0] if row else 0, [wallet], limit)
-        if events:
+        state = self.poll_state(wallet)
+        after = state.cursor if since is None else since
+        if after >= max(state.newest, self._newest_global):
+            return []  # nothing stored after it concerns this wallet
+        events = self.fetch(after, [wallet], limit)
+        if events and since is None:
             self.db.execute(
                 "INSERT INTO update_cursors (wallet, last_id) VALUES (?, ?) "
                 "ON CONFLICT (wallet) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
                 (wallet, events[-1].id),
             )
+            state.cursor = max(state.cursor, events[-1].id)
         return events
+
+    def poll_state(self, wallet: str) -> PollState:
+        state = self._polling.get(wallet)
+        if state is not None:
+            self._polling.move_to_end(wallet)
+            return state
+        row = self.db.execute("SELECT last_id FROM update_cursors WHERE wallet = ?", (wallet,)).fetchone()
+        newest = self.db.execute("SELECT MAX(id) FROM events WHERE wallet = ?", (wallet,)).fetchone()
+        state = self._polling[wallet] = PollState(cursor=int(row[0]) if row else 0, newest=int(newest[0] or 0))
+        if len(self._polling) > KNOWN_WALLETS:
+            self._polling.popitem(last=False)
+        return state
 
     def check_since(self, since: Any) -> int:
         """A client's ``since`` cursor, or -32602: not an event id, or above the newest id stored.
