@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -36,7 +36,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 __all__ = ["DaemonMetrics", "Metric", "gauge", "state_gauge"]
 
 if TYPE_CHECKING:
-    from .base import BaseDaemon
+    from .events import EventStore
+    from .websocket import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,27 @@ def state_gauge(name: str, documentation: str, counts: dict[str, int]) -> GaugeM
     return family
 
 
+class MeteredDaemon(Protocol):
+    """What the metrics read of a daemon (daemons.base.BaseDaemon); declared here because base imports this
+    module, so this one imports no base."""
+
+    name: str
+    VERSION: str
+    wallets: dict[str, Any]
+    methods: dict[str, Any]
+    dynamic_methods: dict[str, Any]
+    store: EventStore | None
+    hub: Hub | None
+
+    def metric_families(self) -> Iterable[Any]: ...
+
+    def authorized(self, request: web.Request) -> bool: ...
+
+    def unauthorized(self) -> web.Response: ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+
 def outcome_of(response: dict[str, Any] | None) -> str:
     """``ok`` for a result, else the JSON-RPC error code as text."""
     if response is None or "error" not in response:
@@ -73,7 +95,7 @@ def outcome_of(response: dict[str, Any] | None) -> str:
 class StateCollector:
     """Figures read from the daemon when Prometheus scrapes, so they are never stale or double-counted."""
 
-    def __init__(self, daemon: BaseDaemon) -> None:
+    def __init__(self, daemon: MeteredDaemon) -> None:
         self.daemon = daemon
         self.health: dict[str, Any] = {}  # the last health() answer, refreshed by each scrape
 
@@ -183,7 +205,7 @@ class DaemonMetrics:
     JSON-RPC calls by ``observe_call``, from ``BaseDaemon.handle_single``.
     """
 
-    def __init__(self, daemon: BaseDaemon, require_auth: bool) -> None:
+    def __init__(self, daemon: MeteredDaemon, require_auth: bool) -> None:
         self.daemon = daemon
         self.require_auth = require_auth
         self.http_counts: dict[tuple[str, ...], int] = {}

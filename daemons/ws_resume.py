@@ -22,14 +22,12 @@ import json
 import re
 import sqlite3
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .jsonrpc import INVALID_PARAMS, RPCError
 
 if TYPE_CHECKING:
     from aiohttp import web
-
-    from .websocket import WSClient
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 CLIENT_ID_HEADER = "X-Client-Id"
@@ -45,6 +43,20 @@ CREATE TABLE IF NOT EXISTS ws_clients (
     updated REAL NOT NULL
 );
 """
+
+
+class ResumableClient(Protocol):
+    """What resuming needs of a socket (daemons.websocket.WSClient); declared here because websocket imports
+    this module, so this one imports no websocket."""
+
+    scope: set[str] | None
+    cursor: int
+
+    def rescope(self, scope: set[str]) -> None: ...
+
+    def replay_since(self, since: int) -> None: ...
+
+    async def close(self, code: int, message: bytes) -> None: ...
 
 
 def client_id_of(request: web.Request) -> str | None:
@@ -66,9 +78,9 @@ class ResumeRegistry:
         self.db = db
         self.max_clients = max_clients
         db.executescript(SCHEMA)
-        self.named: dict[str, WSClient] = {}
-        self.ids: dict[WSClient, str] = {}
-        self.saved: dict[WSClient, tuple[int, frozenset[str] | None]] = {}
+        self.named: dict[str, ResumableClient] = {}
+        self.ids: dict[ResumableClient, str] = {}
+        self.saved: dict[ResumableClient, tuple[int, frozenset[str] | None]] = {}
         self.flusher: asyncio.Task[None] | None = None
 
     def load(self, client_id: str) -> tuple[int, set[str] | None] | None:
@@ -77,7 +89,7 @@ class ResumeRegistry:
             return None
         return int(row[0]), None if row[1] is None else set(json.loads(row[1]))
 
-    def save(self, client: WSClient) -> None:
+    def save(self, client: ResumableClient) -> None:
         """Store the socket's scope and cursor (only when they changed since the last save)."""
         client_id = self.ids.get(client)
         if client_id is None:
@@ -101,7 +113,7 @@ class ResumeRegistry:
             (self.max_clients,),
         )
 
-    async def attach(self, client: WSClient, client_id: str, newest_id: int) -> None:
+    async def attach(self, client: ResumableClient, client_id: str, newest_id: int) -> None:
         """Name the socket; a known ``client_id`` gets its scope back and replays from its cursor."""
         previous = self.named.get(client_id)
         if previous is not None:
@@ -122,7 +134,7 @@ class ResumeRegistry:
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.ensure_future(self.flush_forever())
 
-    def detach(self, client: WSClient) -> None:
+    def detach(self, client: ResumableClient) -> None:
         """The socket is going away: save where it is, and let its name go."""
         self.save(client)
         client_id = self.ids.pop(client, None)
