@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PREFIX = "coin_daemon"
-HEALTH_STATUSES = ("ok", "syncing", "backend_unavailable")
+HEALTH_STATUSES = ("ok", "syncing", "busy", "backend_unavailable")  # what a daemon's health() answers
 HEIGHT_KEYS = ("height", "local_height", "server_height", "monerod_height", "target_height")
 KNOWN_PATHS = frozenset({"/", "/ws", "/spec", "/health", "/metrics"})
 SCRAPE_HEALTH_TIMEOUT = 10.0  # seconds: a hung backend must not hang the scrape

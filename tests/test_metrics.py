@@ -147,6 +147,14 @@ async def test_backend_status_and_heights_come_from_health(daemon):
     samples = await scrape(daemon)  # a failing health check is a figure, not a failed scrape
     assert value(samples, "coin_daemon_backend_status", status="backend_unavailable") == 1
 
+    async def busy() -> dict[str, Any]:  # the Bitmessage daemon's answer while the node works through a call
+        return {"status": "busy"}
+
+    daemon.daemon.health = busy
+    samples = await scrape(daemon)
+    assert value(samples, "coin_daemon_backend_status", status="busy") == 1
+    assert value(samples, "coin_daemon_backend_status", status="ok") == 0
+
 
 async def test_xmrig_miners_are_counted_by_state():
     async with XMRigDouble("rig1", "token-one") as rig:
