@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,27 +43,18 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.dispatch import free_port, rss_kib  # noqa: E402
+
 LOGIN, PASSWORD = "electrum", "electrumz"
 AUTH = "Basic " + base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
 PROBE_EVERY = 0.05
 PROBE_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def limit_descriptors() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def rpc_body(method: str, params: object) -> bytes:
@@ -163,7 +153,7 @@ class Bench:
         await asyncio.sleep(duration)
         self.stop.set()
         await prober
-        rss = rss_mib(pid)
+        rss = rss_kib(pid) / 1024
         for task in attackers:
             task.cancel()
         await asyncio.gather(*attackers, return_exceptions=True)

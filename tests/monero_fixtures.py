@@ -29,18 +29,11 @@ from typing import Any
 import pytest
 
 from daemons.xmr_client import MoneroRPC
+from tests.support import free_port, stop_process
 
 MONEROD = shutil.which("monerod") or "/usr/bin/monerod"
 WALLET_RPC = shutil.which("monero-wallet-rpc") or "/usr/bin/monero-wallet-rpc"
 PICONERO = 10**12
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def json_rpc(url: str, method: str, params: dict[str, Any] | None = None, timeout: float = 120.0) -> Any:
@@ -64,16 +57,6 @@ def wait_answering(url: str, process: subprocess.Popen[bytes], method: str, time
             return
         time.sleep(0.1)
     raise TimeoutError(f"{process.args[0]} did not answer")
-
-
-def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass

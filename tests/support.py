@@ -36,6 +36,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Send `sig` to a child still running and reap it; killed if it has not exited within `timeout` s."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class DaemonClient:
     """A JSON-RPC client of one running daemon, with the daemon's URL and credentials."""
@@ -124,13 +135,7 @@ async def spawned_daemon(
             await wait_until_answering(client, process, timeout)
             yield client, process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         log.close()
 
 
