@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(
     live = Chain()
     gc.disable()
     dropped = Chain()
-    dropped.loop = dropped  # cyclic garbage holding a kernel, as a dropped node is
+    dropped.loop = dropped  # cyclic garbage holding a kernel (a dropped node was, before the mempool held it weakly)
     del dropped
     gc.set_threshold(200_000)  # the next collection starts inside the sink, not before the kernel call
     gc.enable()
