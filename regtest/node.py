@@ -59,4 +59,8 @@ class RegtestNode:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Stop serving and close the chain's Core kernel now: aiohttp's Application is cyclic garbage
+        that still holds the chain (through the RPC handler) until a collection, and a kernel must not be
+        destroyed by one (regtest/kernel.py _gc_paused)."""
         await self.stop()
+        self.chain.close()

@@ -6,7 +6,8 @@ other), made the dropped kernel's destructor wait for the mutex its own thread h
 test_invalidate_and_reconsider_reorganise_like_core. The script below sets that up deterministically (with a
 cycle of its own, as any cyclic garbage holding a kernel would); the old code hangs in it, so it runs in a
 child process that is killed if it does not finish. The second test keeps a dropped Chain out of the
-collector's hands altogether: reference counting alone frees it and its kernel.
+collector's hands altogether: reference counting alone frees it and its kernel; the third, a served node's
+kernel, which aiohttp's cyclic Application would otherwise leave to a collection.
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ def test_a_dropped_chain_and_its_kernel_are_freed_without_the_collector():
         refs += [weakref.ref(node), weakref.ref(node.chain), weakref.ref(node.chain.kernel)]
         del chain, node
         assert [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+async def test_a_served_node_closes_its_kernel_when_it_leaves_its_context():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        async with RegtestNode() as node:
+            kernel = node.chain.kernel
+            kernel_dir = kernel.dir
+            assert kernel.chainman is not None and kernel_dir.exists()
+        del node  # aiohttp's Application is cyclic and holds the chain until a collection: the kernel must not wait
+        assert kernel.chainman is None and not kernel_dir.exists()
     finally:
         if was_enabled:
             gc.enable()
