@@ -58,6 +58,7 @@ import inspect
 import json
 import os
 import re
+import socket
 import time
 import xmlrpc.client
 from collections.abc import Callable
@@ -65,6 +66,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.listening import stop_accepting
 
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 BROADCAST_TO = "[Broadcast subscribers]"
@@ -919,6 +922,7 @@ class BitmessageDouble:
         self.refused = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._socket = socket.socket()  # replaced by the listening socket at each start
         self._serving = asyncio.Lock()  # the node's one API thread
 
     @property
@@ -935,14 +939,19 @@ class BitmessageDouble:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port or self.port))
+        self._socket.listen(128)
+        await web.SockSite(self._runner, self._socket).start()
+        self.port = self._socket.getsockname()[1]
         return self
 
     async def stop(self) -> None:
+        """Go away as a killed node does: the port refuses, and no connection is left open unanswered."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            await stop_accepting([self._socket])
             await runner.cleanup()
 
     async def __aenter__(self) -> BitmessageDouble:

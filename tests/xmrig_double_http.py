@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.listening import stop_accepting
+
 STATUS_NAMES = {
     200: "OK",
     204: "NO_CONTENT",
@@ -111,6 +113,7 @@ class WireServer:
     async def stop(self) -> None:
         """Close the port and every open connection (a request being held gets no answer)."""
         if self._server is not None:
+            await stop_accepting(self._server.sockets)
             self._server.close()
             self._server = None
         for task in list(self._tasks):
