@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .connections import ConnectionGuard
 from .http_errors import error_response
 from .settings import is_loopback
 
@@ -72,17 +73,43 @@ def refusal(
     return None
 
 
-def access_middleware(allowed_origins: frozenset[str], check_host: bool, origins_setting: str) -> Callable[..., Any]:
-    """The middleware refusing (403, JSON-RPC -32600) browser origins not allowed and, on loopback, foreign Hosts."""
+GUARDED = "__guarded__"  # set on a handler that guarded() made
 
-    @web.middleware
-    async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-        reason = refusal(request, allowed_origins, check_host, origins_setting)
-        if reason is not None:
-            return error_response(403, reason)
-        return await handler(request)
 
-    return check_access
+def request_guard(
+    guard: ConnectionGuard, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
+) -> Callable[[Handler], Handler]:
+    """What every route's handler is wrapped in (``guarded(handler)``): while a request runs, its connection
+    counts as inside a request, so no cap closes it for room (daemons/connections.py); a browser origin
+    not allowed and, on loopback, a foreign Host are refused (403, JSON-RPC -32600) before the handler
+    and its authentication. A wrapper per route rather than an aiohttp middleware: with any middleware,
+    aiohttp adds one of its own and builds the chain for every request, which costs more than the checks."""
+
+    def guarded(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded_handler(request: web.Request) -> web.StreamResponse:
+            protocol = request.protocol
+            guard.request_started(protocol)
+            try:
+                reason = refusal(request, allowed_origins, check_host, origins_setting)
+                if reason is not None:
+                    return error_response(403, reason)
+                return await handler(request)
+            finally:
+                guard.request_finished(protocol)
+
+        setattr(guarded_handler, GUARDED, True)
+        return guarded_handler
+
+    return guarded
+
+
+def check_all_guarded(app: web.Application) -> None:
+    """Refuse to build an application with a route whose handler skips the guard (a route added without
+    ``guarded``): it would serve web pages and take connections that the caps count as idle."""
+    unguarded = [str(route) for route in app.router.routes() if not getattr(route.handler, GUARDED, False)]
+    if unguarded:
+        raise RuntimeError(f"routes without the request guard: {unguarded}")
 
 
 def public_health(facts: dict[str, Any]) -> dict[str, Any]:

@@ -23,11 +23,8 @@ import asyncio
 import logging
 import resource
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from aiohttp import web
 
 logger = logging.getLogger(__name__)
 # Descriptors kept for everything but client connections (wallet files, SQLite, backends, the logs).
@@ -141,7 +138,10 @@ class ConnectionGuard:
 
     def mark_idle(self, handler: Any, connection: Connection) -> None:
         self.idle[handler] = None
-        self.idle_by_peer.setdefault(connection.peer, OrderedDict())[handler] = None
+        peer_idle = self.idle_by_peer.get(connection.peer)
+        if peer_idle is None:
+            peer_idle = self.idle_by_peer[connection.peer] = OrderedDict()
+        peer_idle[handler] = None
 
     def unmark_idle(self, handler: Any, connection: Connection) -> None:
         self.idle.pop(handler, None)
@@ -180,23 +180,6 @@ class ConnectionGuard:
 def peer_of(transport: asyncio.BaseTransport) -> str:
     peer = transport.get_extra_info("peername")
     return str(peer[0]) if isinstance(peer, tuple) and peer else "local"
-
-
-def guard_middleware(guard: ConnectionGuard) -> Callable[..., Any]:
-    """Marks a connection as inside a request while its handler runs (so no cap closes it then)."""
-
-    @web.middleware
-    async def track_request(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        protocol = request.protocol
-        guard.request_started(protocol)
-        try:
-            return await handler(request)
-        finally:
-            guard.request_finished(protocol)
-
-    return track_request
 
 
 class AcceptErrorLog:

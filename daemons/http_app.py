@@ -22,8 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .access import access_middleware, check_basic_auth, public_health
-from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, guard_middleware, raise_descriptor_limit
+from .access import check_all_guarded, check_basic_auth, public_health, request_guard
+from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, raise_descriptor_limit
 from .datapath import prepare_data_path
 from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
 from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
@@ -65,19 +65,16 @@ class HTTPEndpoints:
     def create_app(self) -> web.Application:
         # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
         settings = self.settings
-        middlewares = [
-            guard_middleware(self.guard),  # outermost: a connection inside any request is never closed for room
-            access_middleware(
-                settings.allowed_origins, is_loopback(settings.host), self.env_reader.variable("ALLOWED_ORIGINS")
-            ),
-        ]
-        app = web.Application(client_max_size=settings.max_body_size + 1024, middlewares=middlewares)
-        app.router.add_post("/", self.handle_rpc)
-        app.router.add_get("/ws", self.handle_ws)
-        app.router.add_get("/spec", self.handle_spec)
-        app.router.add_get("/health", self.handle_health)
-        app.router.add_get("/metrics", self.metrics.handle)
-        add_fallback_route(app)  # last: other paths and methods get JSON-RPC errors too
+        origins_setting = self.env_reader.variable("ALLOWED_ORIGINS")
+        guarded = request_guard(self.guard, settings.allowed_origins, is_loopback(settings.host), origins_setting)
+        app = web.Application(client_max_size=settings.max_body_size + 1024)
+        app.router.add_post("/", guarded(self.handle_rpc))
+        app.router.add_get("/ws", guarded(self.handle_ws))
+        app.router.add_get("/spec", guarded(self.handle_spec))
+        app.router.add_get("/health", guarded(self.handle_health))
+        app.router.add_get("/metrics", guarded(self.metrics.handle))
+        add_fallback_route(app, guarded)  # last: other paths and methods get JSON-RPC errors too
+        check_all_guarded(app)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)

@@ -17,6 +17,7 @@ The contract promises a JSON body for every answer, but three kinds never reach 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -25,6 +26,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from .jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, dumps
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_body(status: int, message: str) -> str:
@@ -46,8 +49,9 @@ def raw_error_response(status: int, message: str) -> bytes:
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-def add_fallback_route(app: web.Application) -> None:
-    """After the real routes: answer every other path (404) or method (405) with a JSON-RPC error."""
+def add_fallback_route(app: web.Application, wrap: Callable[[Handler], Handler] = lambda handler: handler) -> None:
+    """After the real routes: answer every other path (404) or method (405) with a JSON-RPC error
+    (its handler wrapped in ``wrap``, as the daemon wraps each of its routes)."""
     allowed: dict[str, set[str]] = {}
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
@@ -60,7 +64,7 @@ def add_fallback_route(app: web.Application) -> None:
         listed = ", ".join(sorted(methods))
         return error_response(405, f"Method {request.method} not allowed here: use {listed}", {"Allow": listed})
 
-    app.router.add_route("*", "/{path:.*}", fallback)
+    app.router.add_route("*", "/{path:.*}", wrap(fallback))
 
 
 class JSONErrorRequestHandler(RequestHandler):

@@ -32,6 +32,8 @@ def body_too_large(limit: int) -> RPCError:
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     """The body, at most ``limit`` bytes, all received within ``timeout`` seconds; RPCError otherwise."""
+    if request.content.is_eof():  # the whole body is here already (usually, with the head): no wait to bound
+        return await read_limited(request, limit)
     try:
         async with asyncio.timeout(timeout):
             return await read_limited(request, limit)

@@ -32,7 +32,7 @@ async def test_browser_requests_and_rebound_names_are_refused(headers: dict[str,
     async with running_daemon(SampleDaemon) as d:
         status, body = await post(d, headers)
         assert status == 403 and body["error"]["code"] == -32600 and body["id"] is None
-        for path in ("/ws", "/spec", "/health"):
+        for path in ("/ws", "/spec", "/health", "/metrics", "/no-such-path"):  # every route, the fallback too
             async with d.session.get(d.url + path, headers={**d.headers, **headers}) as response:
                 assert response.status == 403, path
         with pytest.raises(aiohttp.WSServerHandshakeError):
@@ -85,3 +85,16 @@ async def test_health_shows_status_and_plain_facts_never_a_backend_url() -> None
             "node": {"variant": "json", "connections": 8},
             "peers": [3],
         }
+
+
+def test_every_route_is_guarded_and_one_added_without_the_guard_is_found(tmp_path) -> None:
+    """Access checks and connection caps hang on each route's handler: a route that skipped them is refused."""
+    from daemons.access import check_all_guarded
+    from tests.support import NO_ENV_FILE, prefixed
+
+    settings = {"HOST": "127.0.0.1", "PORT": "0", "DATA_PATH": str(tmp_path)}
+    app = SampleDaemon(environ=prefixed(SampleDaemon.name, settings), env_file=NO_ENV_FILE).create_app()
+    check_all_guarded(app)  # what create_app checks itself: all the daemon's routes pass
+    app.router.add_get("/leak", lambda request: None)
+    with pytest.raises(RuntimeError, match="without the request guard"):
+        check_all_guarded(app)
