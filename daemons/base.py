@@ -245,7 +245,7 @@ class BaseDaemon(HTTPEndpoints):
         # BoundArguments.args and .kwargs walk the signature on every call: skip them when keywords do.
         func = method.func
         result = func(**bound.arguments) if method.by_keyword else func(*bound.args, **bound.kwargs)
-        if inspect.isawaitable(result):
+        if method.is_async or inspect.isawaitable(result):
             result = await result
         return result
 

@@ -61,7 +61,7 @@ class WalletIdentity:
         return f"WalletIdentity(fields={sorted(self.fields)}, diskless={self.diskless})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """One parsed call. ``id`` is absent (``is_notification``) when the client wants no answer."""
 

@@ -64,6 +64,8 @@ class RPCMethod:
     _by_keyword: bool | None = field(default=None, repr=False)
     _exact: dict[str, type] | None = field(default=None, repr=False)
     _key_names: frozenset[str] | None = field(default=None, repr=False)
+    _steps: tuple[tuple[str, bool, bool, set[type] | None, type | None], ...] | None = field(default=None, repr=False)
+    _is_async: bool | None = field(default=None, repr=False)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -157,18 +159,28 @@ class RPCMethod:
                 raise RPCError(INVALID_PARAMS, f"Invalid params for {self.name}: {exc}") from exc
         # Rebuild against the full signature so injected parameters keep their place.
         arguments: dict[str, Any] = {}
-        checks, exact, keys = self.checks, self.exact, self.key_names
-        for name in self.names:
-            if name in INJECTED and name in injected:
+        for name, is_injected, is_key, allowed, exact in self.steps:
+            if is_injected and name in injected:
                 arguments[name] = injected[name]
             elif name in given:
                 value = given[name]
-                if name in keys:
+                if is_key:
                     check_key_values(name, value)
-                if name in checks and type(value) is not exact.get(name):
-                    value = check_value(name, value, checks[name])
+                if allowed is not None and type(value) is not exact:
+                    value = check_value(name, value, allowed)
                 arguments[name] = value
         return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type]
+
+    @property
+    def steps(self) -> tuple[tuple[str, bool, bool, set[type] | None, type | None], ...]:
+        """Per parameter, in order, what binding does with it (worked out once per method): (name, injected,
+        a key whose strings are capped, the JSON types allowed if checked, the one type passed as is)."""
+        if self._steps is None:
+            checks, exact, keys = self.checks, self.exact, self.key_names
+            self._steps = tuple(
+                (name, name in INJECTED, name in keys, checks.get(name), exact.get(name)) for name in self.names
+            )
+        return self._steps
 
     @property
     def key_names(self) -> frozenset[str]:
@@ -202,6 +214,13 @@ class RPCMethod:
             keyword_kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
             self._by_keyword = plain and not wrapped and kinds <= keyword_kinds
         return self._by_keyword
+
+    @property
+    def is_async(self) -> bool:
+        """True when ``func`` is a coroutine function: its result is always a coroutine, to await."""
+        if self._is_async is None:
+            self._is_async = inspect.iscoroutinefunction(self.func)
+        return self._is_async
 
     @property
     def plan(self) -> tuple[tuple[str, ...], frozenset[str]] | None:
