@@ -147,9 +147,8 @@ class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
         self.poller = Poller(self.monerod, self.wallet_rpcs, self.reporter, self.poll_interval)
         self.wallet_dir.mkdir(parents=True, exist_ok=True)
         scan_store = ScanStore(self.state_db, Sealer(secret_path))
-        self.scanner = Scanner(
-            self.monerod, scan_store, self.reporter, NETS.get(self.settings.network, "main"), self.lib
-        )
+        net = NETS.get(self.settings.network, "main")
+        self.scanner = Scanner(self.monerod, scan_store, self.reporter, net, self.lib, self.poller.reach)
         self.scanner.load()
         for wallet in self.table.known():
             if wallet.key in self.scanner.wallets:  # served by the scanner; a wallet-rpc file, if any, is for queries

@@ -6,6 +6,10 @@ once (``new_block``) and kicks every wallet's poller at once; otherwise a wallet
 included), keeps the snapshot of its height and balance (daemons/xmr_snapshot.py), and turns what is new into
 durable events: ``new_transaction`` once per transaction, ``new_payment`` on each change of a request's status
 (daemons/xmr_requests.py). What was reported is recorded in the event's own transaction: never twice, never lost.
+
+A wallet's poll (or the scanner) can get to a block before the watcher does. It reports the blocks up to the
+wallet's height first (``Poller.reach``): a request's confirmations count from ``chain_height``, which must never
+be older than the height its status was computed at (else it reads paid one confirmation short for a round).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Poller:
         self.table = reporter.table
         self.poll_interval = poll_interval
         self.chain_height = self.table.state("height") or 0
+        self.blocks_lock = asyncio.Lock()  # one reporter of new_block at a time: the watcher or a wallet's poll
+        self.reached = 0  # times a wallet's height moved chain_height on: a count read before that may be stale
         self.pollers: dict[str, asyncio.Task[None]] = {}
         self.kicks: dict[str, asyncio.Event] = {}
         self.block_task: asyncio.Task[None] | None = None
@@ -102,25 +108,46 @@ class Poller:
     async def _poll_blocks(self) -> None:
         while True:
             try:
-                count = int((await self.monerod.call("get_block_count", timeout=5.0))["count"])
-                await self._report_blocks(count)
+                await self._watch_round()
             except MoneroError as exc:
                 logger.debug("block poll failed: %s", exc)
             except Exception:
                 logger.exception("block poll failed")
             await asyncio.sleep(min(self.poll_interval, BLOCK_POLL_INTERVAL))
 
+    async def _watch_round(self) -> None:
+        reached = self.reached
+        count = int((await self.monerod.call("get_block_count", timeout=5.0))["count"])
+        async with self.blocks_lock:
+            if count < self.chain_height and self.reached != reached:
+                return  # read before a wallet reported newer blocks: stale, not a shorter chain (next round tells)
+            await self._report_blocks(count)
+
+    async def reach(self, height: int) -> None:
+        """A wallet poll or scan learnt ``height`` (a block count, as wallet-rpc's get_height): the blocks up
+        to it are reported and ``chain_height`` set before the caller reports anything computed against it.
+        Forward only: a lower height is a wallet behind the chain, not a shorter chain."""
+        if height <= self.chain_height:
+            return
+        async with self.blocks_lock:
+            if height > self.chain_height:
+                self.reached += 1
+                await self._report_blocks(height)
+
     async def _report_blocks(self, count: int) -> None:
+        """new_block for each height above the highest reported one (holding ``blocks_lock``, so never twice
+        and in order), then ``chain_height`` is ``count``; a higher one kicks every wallet's poller."""
         last = self.table.state("height")
         first = count if last is None else max(last + 1, count - BLOCK_CATCHUP + 1)
+        higher = count > self.chain_height
         for height in range(first, count + 1):
+            self.chain_height = height  # before its event: a listener reacting to it reads at least this height
             record = lambda h=height: self.table.set_state("height", h)  # noqa: E731
             await self.reporter.emit("new_block", {"height": height}, None, record)
-        if count > self.chain_height:
-            self.chain_height = count
+        self.chain_height = count  # also lower: a shorter chain after a reorganisation (no new_block for it)
+        if higher:
             for kick in self.kicks.values():
                 kick.set()
-        self.chain_height = count
 
     # -- wallets ----------------------------------------------------------------------------------
 
@@ -167,6 +194,7 @@ class Poller:
                 raise
         # taken before the events below go out, so a client reacting to one sees the same wallet state
         snapshots.store(wallet.key, mark, epoch, height, balance)
+        await self.reach(height)  # the statuses below count confirmations at this height: so must get_request
         entries = [e for e in found.get("in", []) + found.get("pool", []) if not e.get("double_spend_seen")]
         transfers = [Transfer.from_rpc(entry) for entry in entries]
         for transfer in transfers:

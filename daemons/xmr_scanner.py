@@ -11,7 +11,9 @@ a table of its subaddress spend keys. Each round (every ``SCAN_INTERVAL``) it:
 3. scans new pool transactions (``get_transaction_pool_hashes``); their outputs are kept without a height until
    a block mines them, and dropped if they leave the pool unmined;
 4. reports, from the stored outputs, what is new: ``new_transaction`` per transaction and wallet, ``new_payment``
-   per change of a request's status (the same Reporter and status rules as the wallet-rpc poller).
+   per change of a request's status (the same Reporter and status rules as the wallet-rpc poller), once the
+   blocks it scanned are reported (``new_block``, through the poller's ``reach``), as requests count their
+   confirmations from the poller's chain height.
 
 A transaction's results from the pool are kept (``SCANNED_CACHE`` transactions), so mining it costs no second
 round of curve arithmetic: a block is mostly scanned before it arrives. The arithmetic (one scalar multiplication
@@ -25,7 +27,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +61,19 @@ class Scanned:
 
 
 class Scanner:
-    def __init__(self, monerod: MoneroRPC, store: ScanStore, reporter: Reporter, net: str, lib: Any) -> None:
+    def __init__(
+        self,
+        monerod: MoneroRPC,
+        store: ScanStore,
+        reporter: Reporter,
+        net: str,
+        lib: Any,
+        reach: Callable[[int], Awaitable[None]],
+    ) -> None:
         self.monerod = monerod
         self.store = store
         self.reporter = reporter
+        self.reach = reach  # Poller.reach: reports the blocks up to a height the scan got to, if the watcher has not
         self.net = net
         self.lib = lib  # the monero library's pieces (daemons/xmr_wallet.py load_monero): addresses, base58
         self.wallets: dict[str, ScanWallet] = {}
@@ -326,6 +337,7 @@ class Scanner:
         """Events for what the stored outputs say now; safe to repeat (only changes are reported)."""
         self.dirty = False
         self.last_report = now()
+        await self.reach(max((w.scanned for w in self.wallets.values()), default=0))  # statuses count from there
         for wallet, txid in self.store.unreported_txids():
             if wallet in self.wallets:
                 await self.reporter.transaction(wallet, txid)

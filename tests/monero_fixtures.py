@@ -214,6 +214,44 @@ class Chain:
         return await asyncio.to_thread(self.pay, [(address, amount)])
 
 
+class HeldBlockCount:
+    """Stands between the XMR daemon's block watcher (``Poller.monerod``) and monerod: every get_block_count is
+    answered by monerod at once, then held until the test lets it through. So the watcher sees blocks exactly
+    as late as a test wants (behind the wallets' polls or the scanner) instead of racing its 0.25 s rounds."""
+
+    def __init__(self, monerod: MoneroRPC) -> None:
+        self.monerod = monerod
+        self.held: list[tuple[int, asyncio.Event]] = []  # monerod's count per read, and its release
+        self.changed = asyncio.Event()
+        self.opened = False
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        answer = await self.monerod.call(method, params, **kwargs)
+        if method == "get_block_count" and not self.opened:
+            release = asyncio.Event()
+            self.held.append((int(answer["count"]), release))
+            self.changed.set()
+            await release.wait()
+        return answer
+
+    async def count(self, index: int, timeout: float = 120.0) -> int:
+        """What monerod answered to the watcher's ``index``-th held read, once it made that read."""
+        async with asyncio.timeout(timeout):
+            while len(self.held) <= index:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.held[index][0]
+
+    def release(self, index: int) -> None:
+        self.held[index][1].set()
+
+    def open(self) -> None:
+        """No read is held any more."""
+        self.opened = True
+        for _, release in self.held:
+            release.set()
+
+
 @contextlib.contextmanager
 def funded_chain(prefix: str, payer_blocks: int, spender_blocks: int = 0) -> Iterator[Chain]:
     """A regtest monerod in a temporary directory with a payer wallet (restored in a wallet-rpc of its own)

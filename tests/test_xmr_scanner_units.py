@@ -262,7 +262,13 @@ async def test_a_paid_request_still_shallow_stays_paid_round_after_round(tmp_pat
         events.append({"event": event, **fields})
         also(None)
 
-    scanner = Scanner(None, store, Reporter(notify, requests, table, confirmations=2), "main", None)  # type: ignore[arg-type]
+    reached: list[int] = []
+
+    async def reach(height: int) -> None:
+        reached.append(height)
+
+    reporter = Reporter(notify, requests, table, confirmations=2)
+    scanner = Scanner(None, store, reporter, "main", None, reach)  # type: ignore[arg-type]
     scanner.wallets["w"] = wallet
     for count in (11, 12, 13, 14):  # blocks come; the payment (block 10) is shallow, so it is re-evaluated
         wallet.scanned = scanner.chain_count = count
@@ -270,3 +276,4 @@ async def test_a_paid_request_still_shallow_stays_paid_round_after_round(tmp_pat
     payments = [(e["status"], e["sent_amount"]) for e in events if e["event"] == "new_payment"]
     assert [status for status, _ in payments] == [7, 3]
     assert requests.list("w")[0].status == 3
+    assert reached == [11, 12, 13, 14]  # each round's statuses count from the blocks it scanned: reported first
