@@ -12,9 +12,13 @@ only when the test lets it, so the wallet's side is always first. Real monerod a
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from daemons.xmr import XMRDaemon
+from daemons.xmr_poller import Poller
 from tests.monero_fixtures import Chain, HeldBlockCount, Keys
 from tests.support import running_daemon
 from tests.test_xmr import env_for, listening, payment
@@ -41,11 +45,17 @@ async def test_paid_with_its_confirmations_while_the_block_watcher_lags(monero_c
             blocks = [e["height"] for e in events.events[: events.events.index(paid)] if e["event"] == "new_block"]
             assert blocks[-1] == top + 1  # the block count, reported before the payment that counts from it
 
-            # the watcher's read from before the blocks, let through now, does not take the height back
+            # the watcher's read from before the blocks, let through now, does not take the height back; the wallet's
+            # side (its poller, the scanner) is paused meanwhile, as it would put the height right again at once
+            polled = list(poller.pollers)
+            await asyncio.gather(d.daemon.scanner.stop(), *map(pause(poller), polled))
             held.release(0)
             await held.count(1)  # its round is over: it is reading again
             request = await d.call("get_request", address, xpub=view.view_only)
             assert request["confirmations"] == 2 and d.daemon.chain_height == top + 1
+            d.daemon.scanner.start()
+            for key in polled:
+                poller.start_wallet(d.daemon.wallets[key])
 
             held.open()
             await monero_chain.mine_async(1)
@@ -54,3 +64,14 @@ async def test_paid_with_its_confirmations_while_the_block_watcher_lags(monero_c
             assert request["confirmations"] == 3
             blocks = [e["height"] for e in events.events if e["event"] == "new_block"]
             assert blocks == list(range(blocks[0], top + 3))  # in order, none twice, none missed
+
+
+def pause(poller: Poller) -> Callable[[str], Awaitable[object]]:
+    """Stops a wallet's polling task and waits until it is over (``start_wallet`` starts it again)."""
+
+    async def stop(key: str) -> object:
+        task = poller.pollers[key]
+        poller.stop_wallet(key)
+        return await asyncio.gather(task, return_exceptions=True)
+
+    return stop

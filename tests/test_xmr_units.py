@@ -1,8 +1,9 @@
-"""XMR pieces that need no running Monero: amounts, request statuses, the request table, and the daemon's
-answers when monerod and wallet-rpc are unreachable (key checks, offline methods, errors, spec)."""
+"""XMR pieces that need no running Monero: amounts, request statuses, the request table, new_block reporting,
+and the daemon's answers when monerod and wallet-rpc are unreachable (key checks, offline methods, errors, spec)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -18,6 +19,7 @@ from daemons.payment_requests import REQUEST_FIELDS
 from daemons.settings import SettingsError
 from daemons.xmr import XMRDaemon
 from daemons.xmr_client import MoneroRPC, MoneroUnavailable
+from daemons.xmr_poller import Poller, Reporter
 from daemons.xmr_process import write_config
 from daemons.xmr_requests import (
     PR_EXPIRED,
@@ -34,6 +36,7 @@ from daemons.xmr_requests import (
     now,
     to_atomic,
 )
+from daemons.xmr_wallet import WalletTable
 from tests.monero_fixtures import Keys, free_port
 from tests.support import NO_ENV_FILE, prefixed, running_daemon
 
@@ -293,3 +296,23 @@ def test_tx_hashes_do_not_depend_on_wallet_rpc_order() -> None:
     first = evaluate(request(), both_in_pool, 10, 2000)
     second = evaluate(request(), one_mined, 10, 2000)
     assert first == second == (PR_UNCONFIRMED, XMR, ["a", "b"])
+
+
+async def test_blocks_reached_by_several_wallets_at_once_are_reported_once_in_order(tmp_path: Path) -> None:
+    """Wallet polls (and the scanner) report the blocks up to the height they got to, alongside the block watcher:
+    serialised, each new_block goes out once and in order, and the height only moves forward from there."""
+    db = sqlite3.connect(str(tmp_path / "state.db"), isolation_level=None)
+    table = WalletTable(db)
+    table.set_state("height", 10)
+    blocks: list[int] = []
+
+    async def notify(event: str, fields: dict, key: str | None, also) -> None:
+        await asyncio.sleep(0)  # storing and sending an event lets other tasks run, as the daemon's notify does
+        also(None)
+        blocks.append(fields["height"])
+
+    poller = Poller(None, None, Reporter(notify, RequestStore(db), table, 2), 1.0)  # type: ignore[arg-type]
+    await asyncio.gather(poller.reach(14), poller.reach(13), poller.reach(15), poller.reach(12))
+    assert blocks == [11, 12, 13, 14, 15] and poller.chain_height == 15 == table.state("height")
+    await poller.reach(9)  # a wallet behind the chain
+    assert poller.chain_height == 15 and blocks[-1] == 15
