@@ -45,7 +45,15 @@ from .xmr_commands import WalletRPCCommandsMixin
 from .xmr_poller import REORG_MARGIN, Poller, Reporter
 from .xmr_pool import WalletPool
 from .xmr_process import fits_config_file
-from .xmr_requests import PaymentRequest, RequestStore, from_atomic, now, to_atomic, transfer_entry
+from .xmr_requests import (
+    PaymentRequest,
+    RequestStore,
+    from_atomic,
+    monerod_transaction,
+    now,
+    to_atomic,
+    transfer_entry,
+)
 from .xmr_scan_crypto import load_crypto
 from .xmr_scan_store import ScanStore, Sealer
 from .xmr_scanner import Scanner
@@ -414,15 +422,7 @@ class XMRDaemon(NoContractsMixin, WalletRPCCommandsMixin, BaseDaemon):
         txs = found.get("txs") or []
         if found.get("status") != "OK" or not txs:
             raise RPCError(-32015, "Transaction not found")
-        item = txs[0]
-        height = None if item.get("in_pool") else item.get("block_height")
-        confirmations = 0 if height is None else max(0, self.chain_height - height)
-        return {
-            "tx_hash": item.get("tx_hash"),
-            "height": height,
-            "in_pool": item.get("in_pool"),
-            "confirmations": confirmations,
-        }
+        return monerod_transaction(txs[0], self.chain_height)
 
     @rpc(requires_wallet=True, aliases=("get_address_offline",))
     async def get_address(self, wallet: XMRWallet, identity: WalletIdentity, major: int = 0, minor: int = 0) -> str:

@@ -105,6 +105,27 @@ def transfer_entry(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def monerod_transaction(item: dict[str, Any], chain_height: int) -> dict[str, Any]:
+    """A transaction as ``get_transaction`` without a wallet shows it, from monerod's get_transactions entry.
+
+    Its confirmations are monerod's own (0.18 counts them at its height): the daemon's chain height may not
+    have reached the block yet, and a mined transaction would read one short (0 in its first block)."""
+    height = None if item.get("in_pool") else item.get("block_height")
+    given = item.get("confirmations")
+    if height is None:
+        confirmations = 0
+    elif isinstance(given, int) and not isinstance(given, bool):
+        confirmations = given
+    else:  # a monerod without the field
+        confirmations = max(0, chain_height - height)
+    return {
+        "tx_hash": item.get("tx_hash"),
+        "height": height,
+        "in_pool": item.get("in_pool"),
+        "confirmations": confirmations,
+    }
+
+
 @dataclass
 class PaymentRequest:
     wallet: str

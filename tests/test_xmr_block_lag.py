@@ -36,7 +36,7 @@ async def test_paid_with_its_confirmations_while_the_block_watcher_lags(monero_c
         held = poller.monerod = HeldBlockCount(poller.monerod)  # type: ignore[assignment]
         async with listening(d, view.view_only) as events:
             await held.count(0)  # the watcher is held from before the payment on
-            await monero_chain.pay_async(address, "0.2")
+            txid = await monero_chain.pay_async(address, "0.2")
             await events.until(payment(address, 7))
             top = await monero_chain.mine_async(2)  # CONFIRMATIONS=2: mined in block top - 1; the tip is top
             paid = await events.until(payment(address, 3))
@@ -53,12 +53,14 @@ async def test_paid_with_its_confirmations_while_the_block_watcher_lags(monero_c
             await held.count(1)  # its round is over: it is reading again
             request = await d.call("get_request", address, xpub=view.view_only)
             assert request["confirmations"] == 2 and d.daemon.chain_height == top + 1
+            # a block nobody in the daemon has seen yet: get_transaction without a wallet counts it (monerod's)
+            await monero_chain.mine_async(1)
+            assert (await d.call("get_transaction", txid))["confirmations"] == 3
             d.daemon.scanner.start()
             for key in polled:
                 poller.start_wallet(d.daemon.wallets[key])
 
             held.open()
-            await monero_chain.mine_async(1)
             await events.until(lambda e: e["event"] == "new_block" and e["height"] == top + 2)
             request = await d.call("get_request", address, xpub=view.view_only)
             assert request["confirmations"] == 3

@@ -33,6 +33,7 @@ from daemons.xmr_requests import (
     evaluate,
     from_atomic,
     mined_height,
+    monerod_transaction,
     now,
     to_atomic,
 )
@@ -316,3 +317,16 @@ async def test_blocks_reached_by_several_wallets_at_once_are_reported_once_in_or
     assert blocks == [11, 12, 13, 14, 15] and poller.chain_height == 15 == table.state("height")
     await poller.reach(9)  # a wallet behind the chain
     assert poller.chain_height == 15 and blocks[-1] == 15
+
+
+def test_get_transaction_without_a_wallet_counts_monerods_confirmations() -> None:
+    mined = {"tx_hash": "ab" * 32, "in_pool": False, "block_height": 40, "confirmations": 5}
+    assert monerod_transaction(mined, chain_height=43)["confirmations"] == 5  # the daemon's height lags monerod's
+    assert monerod_transaction({**mined, "confirmations": None}, chain_height=43)["confirmations"] == 3  # no field
+    pool = {"tx_hash": "ab" * 32, "in_pool": True, "block_height": 0, "confirmations": 0}
+    assert monerod_transaction(pool, chain_height=43) == {
+        "tx_hash": "ab" * 32,
+        "height": None,
+        "in_pool": True,
+        "confirmations": 0,
+    }
