@@ -234,11 +234,15 @@ class BaseDaemon(HTTPEndpoints):
             await self.wait_network_ready()
         if request.identity is not None and (method.requires_wallet or method.takes("wallet")):
             key = self.wallet_key(request.identity)
-            with self.wallet_usage.held(key):  # not unloaded (idle, or for room) while the call runs
+            usage = self.wallet_usage
+            usage.hold(key)  # not unloaded (idle, or for room) while the call runs
+            try:
                 wallet = await self.get_wallet(request.identity, key)
                 if "wallet" in bound.arguments:
                     bound.arguments["wallet"] = wallet
                 return await self.call(method, bound)
+            finally:
+                usage.release(key)
         return await self.call(method, bound)
 
     async def call(self, method: RPCMethod, bound: inspect.BoundArguments) -> Any:

@@ -103,6 +103,7 @@ class BTCDaemon(
         self.wallet_loads = 0  # wallets built (restored or opened) since start: the single-flight's witness
         self._keys_by_wallet: dict[int, str] = {}
         self.public_keys = KnownPublicKeys()
+        self._lightning_commands: dict[str, bool] = {}  # library command name -> whether it needs Lightning
         self.decoded_transactions = DecodedTransactions()  # get_transaction's decodings and proven positions
         self._up_to_date: dict[int, bool] = {}  # per wallet: whether its last sync round had caught up
         self._registered: list[Any] = []

@@ -226,8 +226,13 @@ class LightningMixin:
             return True
         if not self.backend_loaded or name in self.EXCLUDED_COMMANDS:
             return False
-        command = self.electrum.commands.known_commands.get(name)
-        return bool(getattr(command, "requires_lightning", False))
+        known = self._lightning_commands.get(name)  # asked twice per call: the library's answer, kept
+        if known is None:
+            command = self.electrum.commands.known_commands.get(name)
+            known = bool(getattr(command, "requires_lightning", False))
+            if command is not None:  # only names the library has: a client's made-up names are not kept
+                self._lightning_commands[name] = known
+        return known
 
     def check_lightning(self, wallet: Any) -> Any:
         """The wallet's LN worker, or the named error: Lightning off in the daemon, or not for this wallet."""

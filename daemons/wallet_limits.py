@@ -10,9 +10,8 @@ holds. Unloading forgets nothing durable: a wallet reloads from DATA_PATH on its
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +39,19 @@ class WalletUsage:
     def touch(self, key: str, now: float) -> None:
         self.last_used[key] = now
 
-    @contextlib.contextmanager
-    def held(self, key: str) -> Iterator[None]:
-        """A call runs with the wallet: it is not unloaded under the call."""
+    def hold(self, key: str) -> None:
+        """A call runs with the wallet: it is not unloaded under the call (until ``release``, in a finally).
+
+        A pair of calls rather than a context manager: it runs around every wallet call, where building
+        a generator-based context manager cost more than the counting."""
         self.holders[key] += 1
-        try:
-            yield
-        finally:
-            self.holders[key] -= 1
-            if self.holders[key] <= 0:
-                del self.holders[key]
+
+    def release(self, key: str) -> None:
+        left = self.holders[key] - 1
+        if left <= 0:
+            del self.holders[key]
+        else:
+            self.holders[key] = left
 
     def forget(self, key: str) -> None:
         self.last_used.pop(key, None)

@@ -75,3 +75,18 @@ async def test_wallet_calls_by_xpub_answer_as_electrums_commands_on_the_same_wal
                 expected = await getattr(direct, name)(wallet=wallet)
                 assert through_daemon == json.loads(json.dumps(expected, default=str)), name
         assert await d.call("validateaddress", address) == await direct.validateaddress(address)
+
+
+async def test_lightning_guard_remembers_only_the_librarys_command_names():
+    """is_lightning_method keeps the library's answer per command name; a client's made-up names are not kept."""
+    from electrum.commands import known_commands
+
+    async with btc_daemon() as d:
+        for n in range(3):
+            code, _ = await call_error(d, f"no_such_method_{n}")
+            assert code == -32601
+        assert await d.call("getbalance", xpub=key_pair(35, "p2wpkh").xpub) == {"confirmed": "0"}
+        code, _ = await call_error(d, "list_channels", xpub=key_pair(35, "p2wpkh").xpub)  # Lightning is off
+        remembered = d.daemon._lightning_commands
+        assert remembered and set(remembered) <= set(known_commands)
+        assert remembered["getbalance"] is False and remembered["list_channels"] is True
