@@ -28,6 +28,8 @@ IDENTITY_FLAGS = ("diskless", "quiet_mode")
 # runs on the event loop. The longest real key (a 25-word Monero mnemonic in a wide script, a list of
 # a few private keys) stays far below; 1,000 characters decode in about a millisecond.
 MAX_KEY_LENGTH = 1000
+# The JSON types an id may have (but bool), as a tuple: ``str | int | float`` in a call builds a new union per request.
+ID_TYPES = (str, int, float)
 
 
 class RPCError(Exception):
@@ -137,7 +139,7 @@ def parse_request(obj: Any) -> Request:
     if "jsonrpc" in obj and obj["jsonrpc"] != "2.0":
         raise RPCError(INVALID_REQUEST, "Invalid request: 'jsonrpc' must be \"2.0\"")
     request_id = obj.get("id")
-    valid_id = request_id is None or (isinstance(request_id, str | int | float) and not isinstance(request_id, bool))
+    valid_id = request_id is None or (isinstance(request_id, ID_TYPES) and not isinstance(request_id, bool))
     if not valid_id:
         raise RPCError(INVALID_REQUEST, "Invalid request: 'id' must be a string, a number or null")
     args, kwargs = split_params(obj.get("params"))
@@ -160,7 +162,7 @@ def request_id_of(obj: Any) -> Any:
     """The id to answer a request with, even one that failed to parse."""
     if isinstance(obj, dict):
         value = obj.get("id")
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if isinstance(value, ID_TYPES) and not isinstance(value, bool):
             return value
     return None
 
