@@ -117,19 +117,34 @@ class TransactionsMixin:
             confirmations = max(self.wallet_tx_confirmations(wallet, tx_hash), 0)
             return {**self.decode_once(tx, tx_hash).data, "confirmations": confirmations}
         known = self.decoded_transactions.get(tx_hash)
-        if known is not None and known.header is not None:
-            if self.local_header(known.height) == known.header:  # still in the local chain: no round trip
-                return {**known.data, "confirmations": self.network.get_local_height() - known.height + 1}
-            self.decoded_transactions.forget(tx_hash)  # its block was orphaned: ask the server again
+        if known is not None and await self.still_proven(tx_hash, known):  # in the local chain: no round trip
+            return {**known.data, "confirmations": self.network.get_local_height() - known.height + 1}
         tx = await self.server_transaction(tx_hash)
         entry = self.decode_once(tx, tx_hash)
         height = await self.server_tx_height(tx_hash, tx)
         confirmations = 0 if height <= 0 else max(self.network.get_local_height() - height + 1, 0)
-        if confirmations > 0 and entry.header is None:
-            header = await self.proven_header(tx_hash, height)
-            if header is not None:
-                entry.height, entry.header = height, header
+        if entry.height != height or confirmations <= 0:
+            entry.height, entry.header = (height if confirmations > 0 else 0), None  # proven on the next call
         return {**entry.data, "confirmations": confirmations}
+
+    async def still_proven(self, tx_hash: str, entry: Decoded) -> bool:
+        """Whether the transaction is (still) in the block the local chain holds at the height the server gave.
+
+        The server's height is proven on the transaction's second lookup (a merkle proof: one round trip,
+        once), not its first, so a transaction asked about once costs what it did before; a failed proof is
+        not tried again until the server gives another height. A proven position holds while the local
+        chain keeps that header: a reorganisation that replaces it makes the call ask the server again."""
+        if entry.height <= 0:
+            return False
+        if entry.header is None and entry.tried != entry.height:
+            entry.tried = entry.height
+            entry.header = await self.proven_header(tx_hash, entry.height)
+        if entry.header is None:
+            return False
+        if self.local_header(entry.height) == entry.header:
+            return True
+        entry.header, entry.tried = None, 0  # orphaned: the next height the server gives gets a new proof
+        return False
 
     def decode_once(self, tx: Any, tx_hash: str) -> Decoded:
         """The decoded transaction, remembered for exactly these bytes (decoding costs more than a whole call)."""

@@ -2,10 +2,10 @@
 
 Decoding a transaction is a pure function of its bytes: an entry is used only for the same bytes
 (the raw text compared whole), so it can never answer for another version of a transaction. A
-transaction fetched from the server is remembered with its block position only after a merkle
-proof ties it to the header the local chain holds at that height; the position is used only while
-the local chain still holds that very header, so a reorganisation that orphans the block makes the
-entry unusable at once (the next call asks the server again, as if it had never been seen).
+transaction fetched from the server is answered from its block position only after a merkle proof
+ties it to the header the local chain holds at that height; the position is used only while the
+local chain still holds that very header, so a reorganisation that orphans the block makes the
+position unusable at once (the next call asks the server again).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ MAX_RAW_CHARS = 8_000_000  # hex characters of all remembered transactions toget
 class Decoded:
     raw: str  # the transaction's network serialization, as hex text
     data: dict[str, Any]  # what get_transaction answers for it, without confirmations
-    height: int = 0  # the block holding it, once proven (0: not proven)
-    header: dict[str, Any] | None = None  # the local chain's header at ``height`` when it was proven
+    height: int = 0  # the block holding it, as the server said last (0: unconfirmed, or not from the server)
+    header: dict[str, Any] | None = None  # the local chain's header at ``height`` once proven there
+    tried: int = 0  # the height a proof was last tried at (not tried again there after a failure)
 
 
 class DecodedTransactions:

@@ -1,5 +1,6 @@
-"""get_transaction (issue 18): Electrum's decoding with Bitcoin Core's confirmations, each transaction decoded once,
-and a confirmed one fetched from the server once, then answered from the local chain until a reorg orphans its block."""
+"""get_transaction (issue 18): Electrum's decoding with the node's confirmations, each transaction decoded once, and
+a confirmed one fetched from the server once, proven on its second lookup, then answered from the local chain until
+a reorg orphans its block."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ async def test_server_transaction_is_fetched_once_then_answered_from_the_local_c
         expected = {**decoded, "confirmations": await node_confirmations(regtest_stack, txid)}
         assert expected["confirmations"] == 1
         assert await d.call("get_transaction", txid) == expected
+        assert calls == {"get_transaction": 1, "get_history_for_scripthash": 1}  # a first lookup: as before
+        assert await d.call("get_transaction", txid) == expected  # the second proves the server's height
         assert calls == {"get_transaction": 1, "get_history_for_scripthash": 1, "get_merkle_for_transaction": 1}
         for _ in range(3):  # proven in the local chain's block: no round trip
             assert await d.call("get_transaction", txid) == expected
@@ -96,9 +99,35 @@ async def test_server_transaction_is_fetched_once_then_answered_from_the_local_c
         await regtest_stack.amine(1, payer.address)  # the new branch confirms it
         await in_step_with_node(d, regtest_stack)
         assert await node_confirmations(regtest_stack, txid) == 1
-        for _ in range(2):
+        for _ in range(3):
             assert await d.call("get_transaction", txid) == {**decoded, "confirmations": 1}
         assert calls == {"get_transaction": 3, "get_history_for_scripthash": 3, "get_merkle_for_transaction": 2}
+
+
+async def test_a_proof_that_fails_leaves_the_server_asked_on_every_call(regtest_stack, electrum_regtest):
+    """A server whose merkle proof does not hold (here: the wrong position) is not believed: the answers stay the
+    server path's, the proof is not asked again at that height."""
+    payer, payee = Key.from_int(351), Key.from_int(352)
+    hashes = await regtest_stack.amine(101, payer.address)
+    coin = coinbase_utxo(regtest_stack.rpc, hashes[0], payer)
+    raw, txid = sign_tx([coin], [(payee.address, coin.value - FEE)])
+    async with online_daemon(regtest_stack) as d:
+        await regtest_stack.arpc("sendrawtransaction", raw)
+        await regtest_stack.amine(1, payer.address)
+        await in_step_with_node(d, regtest_stack)
+        network = d.daemon.network
+        real_proof = network.get_merkle_for_transaction
+
+        async def wrong_position(tx_hash: str, height: int) -> dict[str, Any]:
+            proof = await real_proof(tx_hash, height)
+            return {**proof, "pos": proof["pos"] ^ 1}
+
+        network.get_merkle_for_transaction = wrong_position
+        calls = count_server_calls(network)
+        expected = {**(await electrum_deserialize(d, raw)), "confirmations": 1}
+        for _ in range(4):
+            assert await d.call("get_transaction", txid) == expected
+        assert calls == {"get_transaction": 4, "get_history_for_scripthash": 4, "get_merkle_for_transaction": 1}
 
 
 async def test_wallet_transaction_answers_electrums_deserialize_and_get_tx_status(regtest_stack, electrum_regtest):
