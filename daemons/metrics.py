@@ -37,6 +37,7 @@ __all__ = ["DaemonMetrics", "Metric", "gauge", "state_gauge"]
 
 if TYPE_CHECKING:
     from .events import EventStore
+    from .storage import StorageMonitor
     from .websocket import Hub
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class MeteredDaemon(Protocol):
     dynamic_methods: dict[str, Any]
     store: EventStore | None
     hub: Hub | None
+    storage: StorageMonitor
 
     def metric_families(self) -> Iterable[Any]: ...
 
@@ -98,6 +100,7 @@ class StateCollector:
     def __init__(self, daemon: MeteredDaemon) -> None:
         self.daemon = daemon
         self.health: dict[str, Any] = {}  # the last health() answer, refreshed by each scrape
+        self.storage_problem: str | None = None  # why DATA_PATH cannot be written, as of the last scrape
 
     def collect(self) -> Iterator[Metric]:
         daemon = self.daemon
@@ -131,6 +134,8 @@ class StateCollector:
         for name in HEALTH_STATUSES:
             status.add_metric([name], 1 if current == name else 0)
         yield status
+        writable = 1 if self.storage_problem is None else 0
+        yield gauge("storage_available", "1 while DATA_PATH can be written (0: storage_unavailable).", writable)
         heights = gauge("backend_height", "Chain heights /health reports, by which height.", labels=("kind",))
         for key in HEIGHT_KEYS:
             value = self.health.get(key)
@@ -264,6 +269,7 @@ class DaemonMetrics:
         if self.require_auth and not self.daemon.authorized(request):
             return self.daemon.unauthorized()
         self.state.health = await self.read_health()
+        self.state.storage_problem = self.daemon.storage.problem()
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

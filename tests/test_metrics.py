@@ -155,6 +155,12 @@ async def test_backend_status_and_heights_come_from_health(daemon):
     assert value(samples, "coin_daemon_backend_status", status="busy") == 1
     assert value(samples, "coin_daemon_backend_status", status="ok") == 0
 
+    assert value(samples, "coin_daemon_storage_available") == 1
+    daemon.daemon.storage.problem = lambda: "No space left on device"  # /health: storage_unavailable
+    samples = await scrape(daemon)
+    assert value(samples, "coin_daemon_storage_available") == 0
+    assert value(samples, "coin_daemon_backend_status", status="busy") == 1  # the backend's own state stays
+
 
 async def test_xmrig_miners_are_counted_by_state():
     async with XMRigDouble("rig1", "token-one") as rig:
