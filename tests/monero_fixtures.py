@@ -127,6 +127,16 @@ class Monerod:
     def height(self) -> int:
         return int(json_rpc(self.url, "get_block_count")["count"])
 
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One of monerod's plain JSON endpoints (/pop_blocks, /get_transactions...), not a JSON-RPC method."""
+        request = urllib.request.Request(
+            f"{self.url}/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        assert answer["status"] == "OK", answer
+        return dict(answer)
+
 
 @dataclass
 class WalletRPC:
@@ -196,6 +206,23 @@ class Chain:
 
     async def mine_async(self, blocks: int = 1) -> int:
         return await asyncio.to_thread(self.mine, blocks)
+
+    def confirm(self, txids: list[str], confirmations: int) -> int:
+        """Mines until every one of ``txids`` is in a block and the newest of them has ``confirmations``; returns
+        the top block's height. monerod now and then leaves a transaction relayed just before out of the next
+        block (seen under load: the second of two payments landed a block later), so ``mine(n)`` may fall short."""
+        while True:
+            found = self.monerod.post("get_transactions", {"txs_hashes": txids}).get("txs") or []
+            heights = [t["block_height"] for t in found if not t["in_pool"]]
+            if len(heights) == len(txids):
+                break
+            self.mine(1)
+        top = self.monerod.height() - 1
+        missing = confirmations - (top - max(heights) + 1)
+        return self.mine(missing) if missing > 0 else top
+
+    async def confirm_async(self, txids: list[str], confirmations: int) -> int:
+        return await asyncio.to_thread(self.confirm, txids, confirmations)
 
     def pay(self, destinations: list[tuple[str, Decimal | str]]) -> str:
         """Send from the payer wallet (refreshed first) and relay; returns the tx hash."""

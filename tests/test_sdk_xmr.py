@@ -66,7 +66,7 @@ async def test_sdk_request_fields_types_status_text_and_confirmations(monero_cha
         # one text per code on every coin: underpaid is "Unpaid" with what was sent so far
         assert (short["status"], short["status_str"], short["sent_amount"]) == (0, "Unpaid", "0.100000000000")
         second = await customer.pay_to(invoice["address"], Decimal("0.2"))
-        await monero_chain.mine_async(2)  # XMR_CONFIRMATIONS=2 in env_for
+        await monero_chain.confirm_async([txid, second], 2)  # XMR_CONFIRMATIONS=2 in env_for
 
         async def paid() -> dict | None:
             request = await shop.get_request(invoice["address"])

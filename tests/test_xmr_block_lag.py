@@ -38,7 +38,7 @@ async def test_paid_with_its_confirmations_while_the_block_watcher_lags(monero_c
             await held.count(0)  # the watcher is held from before the payment on
             txid = await monero_chain.pay_async(address, "0.2")
             await events.until(payment(address, 7))
-            top = await monero_chain.mine_async(2)  # CONFIRMATIONS=2: mined in block top - 1; the tip is top
+            top = await monero_chain.confirm_async([txid], 2)  # CONFIRMATIONS=2: mined in block top - 1; tip top
             paid = await events.until(payment(address, 3))
             request = await d.call("get_request", address, xpub=view.view_only)
             assert (request["status"], request["confirmations"]) == (3, 2)

@@ -10,8 +10,6 @@ and only the ones it mined itself.
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -26,14 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def monerod_call(chain: Chain, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One of monerod's plain JSON endpoints (/pop_blocks, /get_transactions...), not JSON-RPC methods."""
-    request = urllib.request.Request(
-        f"{chain.monerod.url}/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.loads(response.read())
-    assert answer["status"] == "OK", answer
-    return answer
+    return chain.monerod.post(path, body)
 
 
 def pop_blocks(chain: Chain, count: int) -> int:
