@@ -93,8 +93,8 @@ async def test_api_manager_routes_btc_and_xmr_payments_to_their_handlers_across_
                 await regtest_stack.amine(1, payer)
                 await until_paid("BTC", btc_invoice["address"])
             # the XMR daemon is down: its invoice is paid and confirmed meanwhile
-            await monero_chain.pay_async(xmr_invoice["address"], "0.4")
-            await monero_chain.mine_async(2)
+            xmr_tx = await monero_chain.pay_async(xmr_invoice["address"], "0.4")
+            await monero_chain.confirm_async([xmr_tx], 2)
             async with xmr_daemon(monero_chain, xmr_port, tmp_path / "xmr"):
                 await until_paid("XMR", xmr_invoice["address"])
                 later = await shop_btc.add_request(Decimal("0.001"), "after the restart")

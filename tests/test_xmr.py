@@ -146,7 +146,7 @@ async def test_request_paid_in_full_by_a_spending_wallet(monero_chain: Chain) ->
             assert seen["tx_hashes"] == [txid] and seen["sent_amount"] == "1.250000000000"
             assert seen["status_str"] == "Unconfirmed"
             await events.until(lambda e: e["event"] == "new_transaction" and e["tx"] == txid)
-            await monero_chain.mine_async(2)
+            await monero_chain.confirm_async([txid], 2)
             paid = await events.until(payment(request["address"], 3))
         assert paid["tx_hashes"] == [txid] and paid["sent_amount"] == "1.250000000000"
         assert [e["status"] for e in events.payments(request["address"])] == [7, 3]
@@ -181,7 +181,7 @@ async def test_bitcart_sdk_runs_the_same_flow(monero_chain: Chain) -> None:
             assert invoice["amount_XMR"] == Decimal("0.75") and invoice["expiry"] == 900
             txid = await customer.pay_to(invoice["address"], Decimal("0.75"))
             await until(lambda: any(s[1] == 7 for s in seen))
-            await monero_chain.mine_async(2)
+            await monero_chain.confirm_async([txid], 2)
             await until(lambda: any(s[1] == 3 for s in seen))
             assert seen == [
                 (invoice["address"], 7, [txid], "0.750000000000"),
@@ -228,7 +228,7 @@ async def test_underpaid_overpaid_partial_and_expired_requests(monero_chain: Cha
             second = await monero_chain.pay_async(partial["address"], "0.7")
             both = await events.until(payment(partial["address"], 7))
             assert both["sent_amount"] == "1.000000000000" and set(both["tx_hashes"]) == {first, second}
-            await monero_chain.mine_async(2)
+            await monero_chain.confirm_async([first, second], 2)
             await events.until(payment(partial["address"], 3))
             await events.until(payment(over["address"], 3))
             await monero_chain.mine_async(1)
@@ -266,7 +266,7 @@ async def test_three_view_only_wallets_concurrently_see_only_their_payments(mone
                     paid[i].append((request["address"], txid))
                     if i == 0:
                         await d.call("getbalance", xpub=wallets[2].view_only)
-            await monero_chain.mine_async(2)
+            await monero_chain.confirm_async([txid for payments in paid.values() for _, txid in payments], 2)
             for i, listener in enumerate(sockets):
                 for address, _ in paid[i]:
                     await listener.until(payment(address, 3))
@@ -361,7 +361,7 @@ async def test_daemon_killed_between_request_and_payment(monero_chain: Chain, tm
         process.send_signal(signal.SIGKILL)
         process.wait()
     txid = await monero_chain.pay_async(request["address"], "0.5")
-    await monero_chain.mine_async(2)
+    await monero_chain.confirm_async([txid], 2)
     async with spawned_daemon("xmr", env, data) as (d, _):
         async with listening(d, view.view_only, since=last_seen) as after:
             await after.until(payment(request["address"], 3))
