@@ -17,6 +17,9 @@ class BCHCommandsMixin:
     Which commands are served (``list_dynamic_methods``: known_commands minus EXCLUDED_COMMANDS) is the BTC daemon's.
     """
 
+    # The BTC daemon's fast paths (btc_fast_calls) are written over Electrum's API: none here.
+    FAST_COMMANDS: dict[str, str] = {}
+
     def commands_ready(self) -> bool:
         return self.electrum_config is not None
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from .btc_amounts import MAX_SPEND, amount_text, check_expiry, check_fee_rate, format_amount, parse_amount
 from .btc_errors import INVALID_TRANSACTION, WATCH_ONLY
+from .btc_fast_calls import FastCallsMixin
 from .jsonrpc import RPCError
 from .rpc import RPCMethod
 
@@ -48,7 +49,7 @@ HISTORY_METHODS = frozenset(
 UNSIGNED_ON_WATCH_ONLY = frozenset({"payto", "paytomany"})
 
 
-class CommandsMixin:
+class CommandsMixin(FastCallsMixin):
     """Every command of the library's ``known_commands`` but ``EXCLUDED_COMMANDS``, as a dynamic method."""
 
     async def call(self, method: RPCMethod, bound: Any) -> Any:
@@ -59,8 +60,7 @@ class CommandsMixin:
         if self.dynamic_methods.get(method.name) is method:
             self.check_command_arguments(method.name, wallet, bound.arguments)
             self.check_can_sign(method.name, wallet, bound.arguments)
-            # Electrum's @command wrapper finds the wallet only as a keyword argument.
-            result = await method.func(**bound.arguments)
+            result = await self.run_library_command(method, bound.arguments)
             if method.name in LISTS_WITH_AMOUNTS and isinstance(result, list):
                 for item in result:
                     self.fix_amount_text(item)
