@@ -30,6 +30,7 @@ from .btc_commands import CommandsMixin
 from .btc_config import NETWORKS, Proxy, parse_network, parse_proxy_url, parse_server
 from .btc_errors import ElectrumErrorsMixin
 from .btc_events import AdbRouter, ReportedState
+from .btc_fast_calls import remember_output_addresses
 from .btc_keys import KeysMixin, KnownPublicKeys
 from .btc_lightning import UNSUPPORTED_LIGHTNING_COMMANDS, LightningMixin
 from .btc_lightning_requests import LightningRequestsMixin
@@ -140,6 +141,7 @@ class BTCDaemon(
             import electrum.commands
             import electrum.daemon
             import electrum.keystore
+            import electrum.transaction
             import electrum.wallet_db
         except ImportError as exc:
             raise self.missing_library(self.ELECTRUM_PACKAGE, self.ELECTRUM_INSTALL_HINT) from exc
@@ -148,6 +150,7 @@ class BTCDaemon(
             root.setLevel(level)
         logging.getLogger("electrum").setLevel(logging.DEBUG if self.settings.debug else logging.WARNING)
         self.electrum = electrum
+        remember_output_addresses(electrum.transaction, electrum.constants)
         self.NETWORK_MAPPING = {name: getattr(electrum.constants, f"set_{name}") for name in self.NETWORKS}
 
     def activate_network(self) -> None:

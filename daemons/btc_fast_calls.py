@@ -9,22 +9,24 @@ server's answer of the moment.
 
 from __future__ import annotations
 
+import threading
+from types import ModuleType
 from typing import Any
 
 from .rpc import RPCMethod
 
 
 class PureResults:
-    """Results of a pure function of one string, at most ``size`` (the oldest dropped first)."""
+    """Results of a pure function by its argument, at most ``size`` (the oldest dropped first)."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self.results: dict[str, Any] = {}
+        self.results: dict[Any, Any] = {}
 
-    def get(self, key: str) -> Any:
+    def get(self, key: Any) -> Any:
         return self.results.get(key)
 
-    def put(self, key: str, result: Any) -> None:
+    def put(self, key: Any, result: Any) -> None:
         if len(self.results) >= self.size:
             del self.results[next(iter(self.results))]  # the oldest: insertion order
         self.results[key] = result
@@ -75,3 +77,40 @@ class FastCallsMixin:
             scripthash = self.electrum.bitcoin.address_to_scripthash(address)  # raises as the command would
             self.address_scripthashes.put(address, scripthash)
         return await self.network.get_history_for_scripthash(scripthash)
+
+
+# Output scripts up to this size are remembered: the longest address script (a version 1-16 witness
+# program of 40 bytes, with its two opcodes). Longer ones are never an address and are not kept.
+LONGEST_ADDRESS_SCRIPT = 42
+
+
+def remember_output_addresses(transaction: ModuleType, constants: ModuleType, size: int = 8192) -> None:
+    """Make Electrum's ``transaction.get_address_from_output_script`` remember its answers (once per process).
+
+    Every ``TxOutput.address`` calls it (Electrum's own "TODO cache this?"), and get_request reads a
+    request's address four times (export_request, its URI, the payment check, sent_amount): a script
+    parse and a bech32 encoding in pure Python each time. The answer depends on the script's bytes and the
+    network alone, so it is kept per (bytes, network), bounded, and the network of the moment is part of
+    the key (tests run several networks in one process).
+    """
+    original = transaction.get_address_from_output_script
+    if getattr(original, "remembers_addresses", False):
+        return
+    answers = PureResults(size)
+    lock = threading.Lock()
+
+    def get_address_from_output_script(_bytes: bytes, *, net: Any = None) -> str | None:
+        if len(_bytes) > LONGEST_ADDRESS_SCRIPT:
+            return original(_bytes, net=net)
+        key = (bytes(_bytes), net if net is not None else constants.net)
+        known = answers.results.get(key, answers)  # the PureResults itself marks "not known": None is an answer
+        if known is answers:
+            known = original(_bytes, net=net)
+            with lock:  # Electrum also decodes in worker threads (wallets are built off the loop)
+                answers.put(key, known)
+        return known
+
+    get_address_from_output_script.remembers_addresses = True  # type: ignore[attr-defined]
+    get_address_from_output_script.__wrapped__ = original  # type: ignore[attr-defined]
+    get_address_from_output_script.answers = answers  # type: ignore[attr-defined]
+    transaction.get_address_from_output_script = get_address_from_output_script

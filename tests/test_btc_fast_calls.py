@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.btc_support import MAINNET_XPUB, btc_daemon, call_error, key_pair
+from tests.btc_support import MAINNET_XPUB, btc_daemon, call_error, key_pair, raw_payment
 
 
 async def test_validateaddress_answers_as_electrum_first_time_and_remembered():
@@ -57,3 +57,70 @@ async def test_getaddresshistory_answers_as_electrum_before_and_after_a_new_paym
         fast = [await call_error(d, "getaddresshistory", text) for text in bad]
         d.daemon.FAST_COMMANDS = {}
         assert [await call_error(d, "getaddresshistory", text) for text in bad] == fast
+
+
+def output_scripts() -> list[bytes]:
+    """Scripts of every address type, of none (OP_RETURN, bare multisig, malformed) and one too long to keep."""
+    from electrum import bitcoin
+
+    keys = [key_pair(55, xtype).first_address() for xtype in ("standard", "p2wpkh-p2sh", "p2wpkh")]
+    scripts = [bytes.fromhex(bitcoin.address_to_script(address)) for address in keys]
+    scripts += [bytes([0x00, 0x20]) + bytes(range(32)), bytes([0x51, 0x20]) + bytes(32)]  # p2wsh, p2tr
+    scripts += [bytes([0x6A, 0x04]) + b"memo", bytes([0x51, 0x21]) + bytes(33) + bytes([0x51, 0xAE]), b"\x4c"]
+    scripts.append(bytes([0x00, 0x14]) + bytes(20) + bytes(30))  # longer than any address script
+    return scripts
+
+
+async def test_output_addresses_are_electrums_for_each_network_first_time_and_remembered():
+    async with btc_daemon():
+        from electrum import constants, transaction
+
+        remembered = transaction.get_address_from_output_script
+        assert remembered.remembers_addresses
+        original = remembered.__wrapped__
+        for net in (None, constants.BitcoinMainnet, constants.BitcoinRegtest):
+            answers = [original(script, net=net) for script in output_scripts()]
+            assert None in answers and len({a for a in answers if a}) == 5  # every kind of answer is exercised
+            for _ in range(2):
+                assert [remembered(script, net=net) for script in output_scripts()] == answers, net
+        # The network of the moment is part of what is remembered: mainnet's answer is not regtest's.
+        script = output_scripts()[2]
+        assert remembered(script, net=constants.BitcoinMainnet) != remembered(script)
+        assert all(len(key[0]) <= 42 for key in remembered.answers.results)
+
+
+async def electrums_own(call):
+    """What a library call answers with Electrum's own get_address_from_output_script (nothing remembered)."""
+    from electrum import transaction
+
+    remembered = transaction.get_address_from_output_script
+    transaction.get_address_from_output_script = remembered.__wrapped__
+    try:
+        return await call
+    finally:
+        transaction.get_address_from_output_script = remembered
+
+
+async def test_get_request_answers_as_electrums_export_before_and_after_a_payment():
+    from electrum import transaction
+    from electrum.commands import Commands
+
+    async with btc_daemon() as d:
+        keys = key_pair(56, "p2wpkh")
+        created = await d.call("add_request", "0.5", "order 1", xpub=keys.xpub)
+        wallet = d.daemon.wallets[keys.xpub]
+        direct = Commands(config=d.daemon.electrum_config, network=None, daemon=None)
+        request_id, address = created["request_id"], created["address"]
+        request = wallet.get_request(request_id)
+        assert address == transaction.get_address_from_output_script.__wrapped__(request.outputs[0].scriptpubkey)
+        for paid in (False, True):
+            if paid:
+                await d.call("addtransaction", raw_payment(address, 50_000_000), xpub=keys.xpub)
+            expected = await electrums_own(direct.get_request(request_id, wallet=wallet))
+            for key in (request_id, address, request_id):  # by id and by address, the last one remembered
+                answer = await d.call("get_request", key, xpub=keys.xpub)
+                # amount_BTC and status_str are the daemon's own spellings (the contract's), the rest Electrum's.
+                same = [k for k in expected if k not in ("amount_BTC", "status_str")]
+                assert {k: answer[k] for k in same} == {k: expected[k] for k in same}, (paid, key)
+            assert answer["status"] == (7 if paid else 0)  # 7: paid, unconfirmed (offline)
+            assert answer["sent_amount"] == ("0.5" if paid else "0")
