@@ -138,6 +138,7 @@ class BTCDaemon(
         level = root.level
         try:
             import electrum
+            import electrum.bitcoin
             import electrum.commands
             import electrum.daemon
             import electrum.keystore
@@ -150,7 +151,7 @@ class BTCDaemon(
             root.setLevel(level)
         logging.getLogger("electrum").setLevel(logging.DEBUG if self.settings.debug else logging.WARNING)
         self.electrum = electrum
-        remember_output_addresses(electrum.transaction, electrum.constants)
+        remember_output_addresses(electrum.transaction, electrum.bitcoin, electrum.constants)
         self.NETWORK_MAPPING = {name: getattr(electrum.constants, f"set_{name}") for name in self.NETWORKS}
 
     def activate_network(self) -> None:

@@ -57,8 +57,8 @@ class FastCallsMixin:
     async def fast_validateaddress(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
         """The library's own answer for this address text, asked once."""
         address = arguments.get("address")
-        if not isinstance(address, str):
-            return await method.func(**arguments)
+        if not isinstance(address, str) or len(address) > LONGEST_ADDRESS:
+            return await method.func(**arguments)  # a longer text is no address: not worth keeping
         known = self.address_validity.get(address)
         if known is None:
             known = await method.func(**arguments)
@@ -79,38 +79,49 @@ class FastCallsMixin:
         return await self.network.get_history_for_scripthash(scripthash)
 
 
+# Address texts up to this length are remembered: a bech32 string is at most 90 characters.
+LONGEST_ADDRESS = 90
 # Output scripts up to this size are remembered: the longest address script (a version 1-16 witness
 # program of 40 bytes, with its two opcodes). Longer ones are never an address and are not kept.
 LONGEST_ADDRESS_SCRIPT = 42
 
 
-def remember_output_addresses(transaction: ModuleType, constants: ModuleType, size: int = 8192) -> None:
-    """Make Electrum's ``transaction.get_address_from_output_script`` remember its answers (once per process).
+def remember_output_addresses(transaction: ModuleType, bitcoin: ModuleType, constants: ModuleType) -> None:
+    """Make Electrum's ``transaction.get_address_from_output_script`` and ``bitcoin.is_address`` remember
+    their answers (once per process).
 
-    Every ``TxOutput.address`` calls it (Electrum's own "TODO cache this?"), and get_request reads a
-    request's address four times (export_request, its URI, the payment check, sent_amount): a script
-    parse and a bech32 encoding in pure Python each time. The answer depends on the script's bytes and the
-    network alone, so it is kept per (bytes, network), bounded, and the network of the moment is part of
-    the key (tests run several networks in one process).
+    Every ``TxOutput.address`` calls the first (Electrum's own "TODO cache this?"): get_request reads a
+    request's address four times (export_request, its URI, the payment check, sent_amount), a script
+    parse and a bech32 encoding in pure Python each time; and its URI checks the address again with
+    ``is_address`` (a bech32 decoding). Each answer depends on its argument and the network alone, so it is
+    kept per (argument, network), bounded; the network of the moment is part of the key (tests run several
+    networks in one process). Electrum modules that imported these functions by name keep the originals.
     """
-    original = transaction.get_address_from_output_script
-    if getattr(original, "remembers_addresses", False):
+    remember(transaction, "get_address_from_output_script", constants, LONGEST_ADDRESS_SCRIPT, bytes)
+    remember(bitcoin, "is_address", constants, LONGEST_ADDRESS, str)
+
+
+def remember(module: ModuleType, name: str, constants: ModuleType, longest: int, kind: type) -> None:
+    """Replace ``module.name(value, *, net=None)``, a pure function of its arguments, by one that keeps its
+    answers for values of type ``kind`` up to ``longest`` long, 8,192 at most (the original: ``__wrapped__``)."""
+    original = getattr(module, name)
+    if getattr(original, "answers", None) is not None:
         return
-    answers = PureResults(size)
+    answers = PureResults(8192)
     lock = threading.Lock()
 
-    def get_address_from_output_script(_bytes: bytes, *, net: Any = None) -> str | None:
-        if len(_bytes) > LONGEST_ADDRESS_SCRIPT:
-            return original(_bytes, net=net)
-        key = (bytes(_bytes), net if net is not None else constants.net)
+    def remembering(value: Any, *, net: Any = None) -> Any:
+        if type(value) is not kind or len(value) > longest:
+            return original(value, net=net)
+        key = (value, net if net is not None else constants.net)
         known = answers.results.get(key, answers)  # the PureResults itself marks "not known": None is an answer
         if known is answers:
-            known = original(_bytes, net=net)
-            with lock:  # Electrum also decodes in worker threads (wallets are built off the loop)
+            known = original(value, net=net)
+            with lock:  # Electrum also runs these in worker threads (wallets are built off the loop)
                 answers.put(key, known)
         return known
 
-    get_address_from_output_script.remembers_addresses = True  # type: ignore[attr-defined]
-    get_address_from_output_script.__wrapped__ = original  # type: ignore[attr-defined]
-    get_address_from_output_script.answers = answers  # type: ignore[attr-defined]
-    transaction.get_address_from_output_script = get_address_from_output_script
+    remembering.__wrapped__ = original  # type: ignore[attr-defined]
+    remembering.answers = answers  # type: ignore[attr-defined]
+    remembering.__name__ = remembering.__qualname__ = name
+    setattr(module, name, remembering)

@@ -23,7 +23,29 @@ async def test_validateaddress_answers_as_electrum_first_time_and_remembered():
             for text in texts:
                 assert await d.call("validateaddress", text) is await direct.validateaddress(text), text
         assert {await direct.validateaddress(t) for t in texts} == {True, False}  # both answers are exercised
-        assert set(d.daemon.address_validity.results) == set(texts)
+        assert set(d.daemon.address_validity.results) == {t for t in texts if len(t) <= 90}  # not the xpub
+        too_long = "bcrt1q" + "q" * 90  # longer than any address: answered, not kept
+        assert await d.call("validateaddress", too_long) is await direct.validateaddress(too_long) is False
+        assert too_long not in d.daemon.address_validity.results
+
+
+async def test_is_address_is_electrums_for_each_network_first_time_and_remembered():
+    async with btc_daemon():
+        from electrum import bitcoin, constants
+
+        remembered = bitcoin.is_address
+        original = remembered.__wrapped__
+        segwit, legacy = key_pair(57, "p2wpkh").first_address(), key_pair(57, "standard").first_address()
+        mainnet = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+        texts = [segwit, segwit.upper(), segwit[:-1] + "q", legacy, mainnet, "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", ""]
+        texts.append("bcrt1q" + "q" * 90)
+        for net in (None, constants.BitcoinMainnet, constants.BitcoinRegtest):
+            answers = [original(text, net=net) for text in texts]
+            assert True in answers and False in answers
+            for _ in range(2):
+                assert [remembered(text, net=net) for text in texts] == answers, net
+        assert remembered(segwit) is True and remembered(segwit, net=constants.BitcoinMainnet) is False
+        assert all(len(key[0]) <= 90 for key in remembered.answers.results)
 
 
 async def test_pure_results_are_bounded_and_forget_the_oldest():
@@ -76,7 +98,6 @@ async def test_output_addresses_are_electrums_for_each_network_first_time_and_re
         from electrum import constants, transaction
 
         remembered = transaction.get_address_from_output_script
-        assert remembered.remembers_addresses
         original = remembered.__wrapped__
         for net in (None, constants.BitcoinMainnet, constants.BitcoinRegtest):
             answers = [original(script, net=net) for script in output_scripts()]
@@ -90,15 +111,16 @@ async def test_output_addresses_are_electrums_for_each_network_first_time_and_re
 
 
 async def electrums_own(call):
-    """What a library call answers with Electrum's own get_address_from_output_script (nothing remembered)."""
-    from electrum import transaction
+    """What a library call answers with Electrum's own address functions (nothing remembered)."""
+    from electrum import bitcoin, transaction
 
-    remembered = transaction.get_address_from_output_script
-    transaction.get_address_from_output_script = remembered.__wrapped__
+    remembered = transaction.get_address_from_output_script, bitcoin.is_address
+    transaction.get_address_from_output_script = remembered[0].__wrapped__
+    bitcoin.is_address = remembered[1].__wrapped__
     try:
         return await call
     finally:
-        transaction.get_address_from_output_script = remembered
+        transaction.get_address_from_output_script, bitcoin.is_address = remembered
 
 
 async def test_get_request_answers_as_electrums_export_before_and_after_a_payment():
