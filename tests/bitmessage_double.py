@@ -922,7 +922,7 @@ class BitmessageDouble:
         self.refused = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._socket = socket.socket()  # replaced by the listening socket at each start
+        self._socket: socket.socket | None = None  # the listening socket while running
         self._serving = asyncio.Lock()  # the node's one API thread
 
     @property
@@ -939,19 +939,22 @@ class BitmessageDouble:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", port or self.port))
-        self._socket.listen(128)
-        await web.SockSite(self._runner, self._socket).start()
-        self.port = self._socket.getsockname()[1]
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port or self.port))
+        listener.listen(128)
+        await web.SockSite(self._runner, listener).start()
+        self._socket = listener
+        self.port = listener.getsockname()[1]
         return self
 
     async def stop(self) -> None:
         """Go away as a killed node does: the port refuses, and no connection is left open unanswered."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
-            await stop_accepting([self._socket])
+            if self._socket is not None:
+                await stop_accepting([self._socket])
+            self._socket = None
             await runner.cleanup()
 
     async def __aenter__(self) -> BitmessageDouble:
