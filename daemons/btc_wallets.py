@@ -102,6 +102,7 @@ class WalletsMixin:
             self.router.detach(wallet)
         self._keys_by_wallet.pop(id(wallet), None)
         self._up_to_date.pop(id(wallet), None)
+        self.balance_answers.pop(id(wallet), None)
         try:
             await self.stop_wallet(wallet)
         finally:
