@@ -31,6 +31,7 @@ from .btc_config import NETWORKS, Proxy, parse_network, parse_proxy_url, parse_s
 from .btc_errors import ElectrumErrorsMixin
 from .btc_events import AdbRouter, ReportedState
 from .btc_fast_calls import remember_output_addresses
+from .btc_fast_history import faster_json_normalize
 from .btc_keys import KeysMixin, KnownPublicKeys
 from .btc_lightning import UNSUPPORTED_LIGHTNING_COMMANDS, LightningMixin
 from .btc_lightning_requests import LightningRequestsMixin
@@ -152,6 +153,7 @@ class BTCDaemon(
         logging.getLogger("electrum").setLevel(logging.DEBUG if self.settings.debug else logging.WARNING)
         self.electrum = electrum
         remember_output_addresses(electrum.transaction, electrum.bitcoin, electrum.constants)
+        faster_json_normalize(electrum.commands, electrum.util)
         self.NETWORK_MAPPING = {name: getattr(electrum.constants, f"set_{name}") for name in self.NETWORKS}
 
     def activate_network(self) -> None:

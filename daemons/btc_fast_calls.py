@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from .btc_fast_balance import BalanceAnswer, balance_answer
+from .btc_fast_history import NOT_FINISHED, without_summary_coins
 from .rpc import RPCMethod
 
 
@@ -42,6 +43,7 @@ class FastCallsMixin:
         "validateaddress": "fast_validateaddress",
         "getaddresshistory": "fast_getaddresshistory",
         "getbalance": "fast_getbalance",
+        "onchain_history": "fast_onchain_history",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,6 +84,15 @@ class FastCallsMixin:
         else:
             self.balance_answers[id(wallet)] = kept
         return answer
+
+    async def fast_onchain_history(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
+        """Electrum's onchain_history without fiat, its unused summary coins not computed (btc_fast_history)."""
+        wallet = arguments.get("wallet")
+        if wallet is not None and not arguments.get("show_fiat") and "get_utxos" not in vars(wallet):
+            answer = without_summary_coins(wallet, method.func(**arguments))
+            if answer is not NOT_FINISHED:
+                return answer
+        return await method.func(**arguments)
 
     async def fast_getaddresshistory(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
         """Electrum's getaddresshistory (the server's history of the address's script hash), the script hash
