@@ -10,6 +10,7 @@ server's answer of the moment.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -48,6 +49,7 @@ class FastCallsMixin:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._plain_commands: dict[str, Any] = {}  # command name -> Electrum's Command, when its wrapper is skippable
         self.address_validity = PureResults()  # address text -> the library's validateaddress answer
         self.address_scripthashes = PureResults()  # address text -> its Electrum-protocol script hash
         self.balance_answers: dict[int, BalanceAnswer] = {}  # id(wallet) -> its last getbalance (btc_fast_balance)
@@ -56,8 +58,21 @@ class FastCallsMixin:
         fast = self.FAST_COMMANDS.get(method.name)
         if fast is not None:
             return await getattr(self, fast)(method, arguments)
-        # Electrum's @command wrapper finds the wallet only as a keyword argument.
-        return await method.func(**arguments)
+        return await self.library_call(method, arguments)
+
+    def library_call(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
+        """The library command's coroutine for these arguments (Electrum's @command wrapper finds the wallet
+        only as a keyword argument); the undecorated command where the wrapper would only pass them on."""
+        command = self._plain_commands.get(method.name, UNKNOWN)
+        if command is UNKNOWN:
+            command = plain_command(self.electrum.commands, method.name, method.func)
+            self._plain_commands[method.name] = command
+        if command is None:
+            return method.func(**arguments)
+        wallet = arguments.get("wallet")
+        if isinstance(wallet, str) or (command.requires_wallet and not wallet):  # the wrapper looks up or refuses
+            return method.func(**arguments)
+        return command.undecorated(method.func.__self__, **arguments)
 
     async def fast_validateaddress(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
         """The library's own answer for this address text, asked once."""
@@ -77,7 +92,7 @@ class FastCallsMixin:
         known = self.balance_answers.get(id(wallet))
         if known is not None and len(arguments) == 1 and known.holds(wallet):
             return dict(known.answer)
-        answer = await method.func(**arguments)  # no await inside: nothing runs between it and what is kept
+        answer = await self.library_call(method, arguments)  # no await inside: nothing runs before it is kept
         kept = balance_answer(self.electrum, wallet, answer) if len(arguments) == 1 else None
         if kept is None:
             self.balance_answers.pop(id(wallet), None)
@@ -89,7 +104,7 @@ class FastCallsMixin:
         """Electrum's onchain_history without fiat, its unused summary coins not computed (btc_fast_history)."""
         wallet = arguments.get("wallet")
         if wallet is not None and not arguments.get("show_fiat") and "get_utxos" not in vars(wallet):
-            answer = without_summary_coins(wallet, method.func(**arguments))
+            answer = without_summary_coins(wallet, self.library_call(method, arguments))
             if answer is not NOT_FINISHED:
                 return answer
         return await method.func(**arguments)
@@ -105,6 +120,35 @@ class FastCallsMixin:
             scripthash = self.electrum.bitcoin.address_to_scripthash(address)  # raises as the command would
             self.address_scripthashes.put(address, scripthash)
         return await self.network.get_history_for_scripthash(scripthash)
+
+
+UNKNOWN: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class PlainCommand:
+    """An Electrum command whose @command wrapper checks nothing but the wallet: the function it wraps."""
+
+    undecorated: Any
+    requires_wallet: bool
+
+
+def plain_command(commands: ModuleType, name: str, func: Any) -> PlainCommand | None:
+    """Electrum 4.3.4's @command wrapper (``commands.command``) fills ``wallet_path``, looks a wallet given by
+    its path up, and refuses a missing wallet, a missing password and a wallet without Lightning; then it
+    awaits the command. For a command with no password, no Lightning and no ``wallet_path``, called with the
+    wallet object itself, none of that applies: its undecorated function is the same call. None otherwise, and
+    for any ``func`` but that wrapper bound to a ``Commands`` (the BCH daemon runs Electron Cash's its own way)."""
+    command = commands.known_commands.get(name)
+    wrapper = getattr(commands.Commands, name, None)
+    undecorated = getattr(wrapper, "__wrapped__", None)
+    if command is None or undecorated is None or getattr(func, "__func__", None) is not wrapper:
+        return None
+    if command.requires_password or command.requires_lightning:
+        return None
+    if "wallet_path" in command.options:
+        return None
+    return PlainCommand(undecorated, command.requires_wallet)
 
 
 # Address texts up to this length are remembered: a bech32 string is at most 90 characters.

@@ -146,3 +146,50 @@ async def test_get_request_answers_as_electrums_export_before_and_after_a_paymen
                 assert {k: answer[k] for k in same} == {k: expected[k] for k in same}, (paid, key)
             assert answer["status"] == (7 if paid else 0)  # 7: paid, unconfirmed (offline)
             assert answer["sent_amount"] == ("0.5" if paid else "0")
+
+
+async def test_commands_run_without_electrums_wrapper_answer_as_through_it():
+    from electrum import commands
+
+    from daemons.btc_fast_calls import plain_command
+
+    async with btc_daemon() as d:
+        daemon = d.daemon
+        keys = key_pair(57, "p2wpkh")
+        txid = await d.call("addtransaction", raw_payment(keys.first_address(), 70_000), xpub=keys.xpub)
+        wallet = daemon.wallets[keys.xpub]
+        calls = [
+            ("get_tx_status", {"txid": txid}),
+            ("get_tx_status", {"txid": "00" * 32}),  # not in the wallet: the same exception
+            ("get_tx_status", {"txid": "nothex"}),
+            ("listaddresses", {"funded": True}),
+            ("getunusedaddress", {}),
+            ("list_requests", {}),
+            ("getservers", {}),
+            ("version", {}),
+        ]
+        for name, arguments in calls:
+            method = daemon.get_method(name)
+            given = {**arguments, "wallet": wallet} if commands.known_commands[name].requires_wallet else arguments
+            coroutine = daemon.library_call(method, dict(given))
+            assert daemon._plain_commands[name] is not None, name  # these skip the wrapper
+            answers = []
+            for run in (coroutine, method.func(**given)):  # without, then through Electrum's wrapper
+                try:
+                    answers.append(("answer", await run))
+                except Exception as exc:
+                    answers.append((type(exc).__name__, str(exc)))
+            assert answers[0] == answers[1], name
+        # Commands whose wrapper has work to do keep it: a password, Lightning, a wallet path; and any function
+        # that is not Electrum's own wrapper (the BCH daemon's thread runners).
+        kept = {"signtransaction", "getseed", "nodeid", "add_peer"}
+        for name in kept:
+            assert plain_command(commands, name, getattr(daemon.commands, name)) is None, name
+        assert plain_command(commands, "getbalance", lambda **kwargs: None) is None
+        with_path = [name for name, command in commands.known_commands.items() if "wallet_path" in command.options]
+        assert with_path and all(plain_command(commands, n, getattr(daemon.commands, n)) is None for n in with_path)
+        # A wallet named by a string (never injected by the daemon), or none, goes through the wrapper.
+        for given in ({"wallet": "x"}, {"wallet": None}):
+            coroutine = daemon.library_call(daemon.get_method("get_tx_status"), {"txid": txid, **given})
+            assert coroutine.cr_code.co_name == "func_wrapper"
+            coroutine.close()
