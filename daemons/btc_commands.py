@@ -55,7 +55,11 @@ class CommandsMixin(FastCallsMixin):
     async def call(self, method: RPCMethod, bound: Any) -> Any:
         wallet = bound.arguments.get("wallet")
         online = self.network is not None  # offline, the stored history is all there is
-        if wallet is not None and (method.requires_network or (online and method.name in HISTORY_METHODS)):
+        if (
+            wallet is not None
+            and (method.requires_network or (online and method.name in HISTORY_METHODS))
+            and not (self.headers_synchronized() and wallet.is_up_to_date())  # caught up: no wait to set up
+        ):
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
         if self.dynamic_methods.get(method.name) is method:
             self.check_command_arguments(method.name, wallet, bound.arguments)
@@ -125,6 +129,8 @@ class CommandsMixin(FastCallsMixin):
         payto and paytomany are no such command: on a watch-only wallet Electrum returns the unsigned
         PSBT, which is how bitcart's merchant server pays out from a hardware wallet's xpub."""
         command = self.electrum.commands.known_commands[name]
+        if not command.requires_password:
+            return
         watch_only = wallet is not None and wallet.is_watching_only()
         unsigned = arguments.get("unsigned") or name in UNSIGNED_ON_WATCH_ONLY
         if command.requires_password and watch_only and not unsigned:

@@ -53,7 +53,8 @@ class NetworkMixin:
                 f"The {self.name} daemon is offline ({self.env_reader.variable('OFFLINE')}=true): "
                 "this method needs the network",
             )
-        await self.wait_until(self.headers_synchronized, "block headers")
+        if not self.headers_synchronized():  # in step: no wait to set up
+            await self.wait_until(self.headers_synchronized, "block headers")
 
     async def health(self) -> dict[str, Any]:
         if self.network is None:
