@@ -32,6 +32,7 @@ from .btc_errors import ElectrumErrorsMixin
 from .btc_events import AdbRouter, ReportedState
 from .btc_fast_calls import remember_output_addresses
 from .btc_fast_history import faster_json_normalize
+from .btc_fast_uris import remember_bip21_uris
 from .btc_keys import KeysMixin, KnownPublicKeys
 from .btc_lightning import UNSUPPORTED_LIGHTNING_COMMANDS, LightningMixin
 from .btc_lightning_requests import LightningRequestsMixin
@@ -154,6 +155,7 @@ class BTCDaemon(
         self.electrum = electrum
         remember_output_addresses(electrum.transaction, electrum.bitcoin, electrum.constants)
         faster_json_normalize(electrum.commands, electrum.util)
+        remember_bip21_uris(electrum.util, electrum.constants)
         self.NETWORK_MAPPING = {name: getattr(electrum.constants, f"set_{name}") for name in self.NETWORKS}
 
     def activate_network(self) -> None:

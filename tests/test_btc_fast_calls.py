@@ -111,16 +111,17 @@ async def test_output_addresses_are_electrums_for_each_network_first_time_and_re
 
 
 async def electrums_own(call):
-    """What a library call answers with Electrum's own address functions (nothing remembered)."""
-    from electrum import bitcoin, transaction
+    """What a library call answers with Electrum's own address and URI functions (nothing remembered)."""
+    from electrum import bitcoin, transaction, util
 
-    remembered = transaction.get_address_from_output_script, bitcoin.is_address
+    remembered = transaction.get_address_from_output_script, bitcoin.is_address, util.create_bip21_uri
     transaction.get_address_from_output_script = remembered[0].__wrapped__
     bitcoin.is_address = remembered[1].__wrapped__
+    util.create_bip21_uri = remembered[2].__wrapped__
     try:
         return await call
     finally:
-        transaction.get_address_from_output_script, bitcoin.is_address = remembered
+        transaction.get_address_from_output_script, bitcoin.is_address, util.create_bip21_uri = remembered
 
 
 async def test_get_request_answers_as_electrums_export_before_and_after_a_payment():
