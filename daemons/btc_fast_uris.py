@@ -27,12 +27,16 @@ def uri_arguments(addr: Any, amount_sat: Any, message: Any, extra: Any) -> tuple
         return None
     if message is not None and type(message) is not str:
         return None
+    size = len(addr) + (len(message) if message else 0)
     fields: tuple[tuple[str, str], ...] = ()
     if extra is not None:
-        if type(extra) is not dict or any(type(k) is not str or type(v) is not str for k, v in extra.items()):
+        if type(extra) is not dict:
             return None
         fields = tuple(extra.items())  # in their order: the URI's query follows it
-    size = len(addr) + len(message or "") + sum(len(k) + len(v) for k, v in fields)
+        for key, value in fields:
+            if type(key) is not str or type(value) is not str:
+                return None
+            size += len(key) + len(value)
     if size > LONGEST_URI_ARGUMENTS:
         return None
     return addr, amount_sat, message, extra is None, fields
