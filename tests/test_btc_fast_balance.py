@@ -83,3 +83,15 @@ async def test_a_new_address_or_another_wallet_kind_is_not_answered_from_what_wa
         # Unloading forgets the wallet's answer (and the wallet object it holds).
         assert await d.call("close_wallet", xpub=merchant.xpub) is True
         assert id(wallet) not in d.daemon.balance_answers
+
+
+async def test_a_lightning_wallets_balance_is_never_kept():
+    """Its Lightning balance changes with its channels, outside Electrum's balance cache: Electrum answers each time."""
+    from tests.btc_support import btc_daemon, make_seed
+
+    async with btc_daemon({"LIGHTNING": "true"}) as d:
+        seed = make_seed("segwit")
+        for _ in range(2):
+            assert await d.call("getbalance", xpub=seed) == {"confirmed": "0"}
+        wallet = next(iter(d.daemon.wallets.values()))
+        assert wallet.lnworker is not None and id(wallet) not in d.daemon.balance_answers
