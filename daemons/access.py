@@ -24,7 +24,7 @@ from .connections import ConnectionGuard
 from .http_errors import error_response
 from .settings import is_loopback
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def check_basic_auth(header: str | None, login: str, password: str) -> bool:
@@ -61,7 +61,7 @@ def is_loopback_name(header: str) -> bool:
 
 
 def refusal(
-    request: web.Request, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
+    request: web.BaseRequest, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
 ) -> str | None:
     """Why this request may not be served, or None."""
     origin = request.headers.get("Origin")
@@ -82,12 +82,13 @@ def request_guard(
     """What every route's handler is wrapped in (``guarded(handler)``): while a request runs, its connection
     counts as inside a request, so no cap closes it for room (daemons/connections.py); a browser origin
     not allowed and, on loopback, a foreign Host are refused (403, JSON-RPC -32600) before the handler
-    and its authentication. A wrapper per route rather than an aiohttp middleware: with any middleware,
-    aiohttp adds one of its own and builds the chain for every request, which costs more than the checks."""
+    and its authentication. A wrapper per route (daemons/http_routes.py refuses a route without it) rather
+    than an aiohttp middleware: middlewares need aiohttp's Application, whose per-request routing costs more
+    than these checks."""
 
     def guarded(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        async def guarded_handler(request: web.Request) -> web.StreamResponse:
+        async def guarded_handler(request: web.BaseRequest) -> web.StreamResponse:
             protocol = request.protocol
             guard.request_started(protocol)
             try:
@@ -102,14 +103,6 @@ def request_guard(
         return guarded_handler
 
     return guarded
-
-
-def check_all_guarded(app: web.Application) -> None:
-    """Refuse to build an application with a route whose handler skips the guard (a route added without
-    ``guarded``): it would serve web pages and take connections that the caps count as idle."""
-    unguarded = [str(route) for route in app.router.routes() if not getattr(route.handler, GUARDED, False)]
-    if unguarded:
-        raise RuntimeError(f"routes without the request guard: {unguarded}")
 
 
 def public_health(facts: dict[str, Any]) -> dict[str, Any]:

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from . import jsonrpc
 from .access import check_basic_auth
 from .connections import AcceptErrorLog, ConnectionGuard
 from .datapath import prepare_data_path
 from .events import EventStore
 from .http_app import HTTPEndpoints
+from .http_routes import Routes
 from .jsonrpc import (
     INTERNAL_ERROR,
     METHOD_NOT_FOUND,
@@ -93,7 +92,7 @@ class BaseDaemon(HTTPEndpoints):
         self.wallet_usage = WalletUsage()
         self._idle_sweeper: asyncio.Task[None] | None = None
         self.backend_loaded = False
-        self._app: web.Application | None = None
+        self._routes: Routes | None = None
         self.guard = ConnectionGuard(
             self.settings.max_connections, self.settings.max_connections_per_peer, self.settings.header_timeout
         )
@@ -140,7 +139,7 @@ class BaseDaemon(HTTPEndpoints):
 
     # -- the application ----------------------------------------------------------------------
 
-    async def _on_startup(self, app: web.Application) -> None:
+    async def on_startup(self) -> None:
         self.ensure_backend_loaded()
         prepare_data_path(self.settings.data_path, self.env_reader.variable("DATA_PATH"))
         self.store = EventStore(
@@ -160,7 +159,7 @@ class BaseDaemon(HTTPEndpoints):
         if self.wallet_limits.idle_timeout > 0:
             self._idle_sweeper = asyncio.ensure_future(self._sweep_idle_wallets())
 
-    async def _on_shutdown(self, app: web.Application) -> None:
+    async def on_shutdown(self) -> None:
         if self._idle_sweeper is not None:
             self._idle_sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,7 +168,7 @@ class BaseDaemon(HTTPEndpoints):
         if self.hub is not None:
             await self.hub.close_all()
 
-    async def _on_cleanup(self, app: web.Application) -> None:
+    async def on_cleanup(self) -> None:
         try:
             await self.stop_backend()
             await self.forget_all_wallets()

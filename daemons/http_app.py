@@ -1,4 +1,4 @@
-"""The HTTP side of a daemon: the aiohttp application, its runner and server, and the handlers of its routes.
+"""The HTTP side of a daemon: its routes, the runner it serves them with, and their handlers.
 
 ``BaseDaemon`` inherits it. The handlers only authenticate, read and bound what comes in (bodies,
 batches: ``daemons/http_rpc.py``) and encode what goes out; answering a call is the daemon's
@@ -22,11 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .access import check_all_guarded, check_basic_auth, public_health, request_guard
+from .access import check_basic_auth, public_health, request_guard
 from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, raise_descriptor_limit
 from .datapath import prepare_data_path
-from .http_errors import DaemonRunner, QuietParseErrors, add_fallback_route
+from .http_errors import QuietParseErrors
+from .http_routes import Routes
 from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
+from .http_server import DaemonRunner
 from .jsonrpc import INVALID_REQUEST, RPCError
 from .settings import CommonSettings, Settings, is_loopback
 
@@ -47,38 +49,32 @@ class HTTPEndpoints:
     metrics: Any
     storage: Any
     hub: Any
-    _app: web.Application | None
+    _routes: Routes | None
     ensure_backend_loaded: Callable[[], None]
     health: Callable[[], Awaitable[dict[str, Any]]]
     full_spec: Callable[[], dict[str, Any]]
     handle_single: Callable[[Any], Awaitable[dict[str, Any] | None]]
-    _on_startup: Callable[[web.Application], Awaitable[None]]
-    _on_shutdown: Callable[[web.Application], Awaitable[None]]
-    _on_cleanup: Callable[[web.Application], Awaitable[None]]
+    on_startup: Callable[[], Awaitable[None]]
+    on_shutdown: Callable[[], Awaitable[None]]
+    on_cleanup: Callable[[], Awaitable[None]]
 
     @property
-    def app(self) -> web.Application:
-        if self._app is None:
-            self._app = self.create_app()
-        return self._app
+    def routes(self) -> Routes:
+        if self._routes is None:
+            self._routes = self.create_routes()
+        return self._routes
 
-    def create_app(self) -> web.Application:
-        # Our own limit check answers oversized bodies with JSON; aiohttp's is only a backstop.
+    def create_routes(self) -> Routes:
         settings = self.settings
         origins_setting = self.env_reader.variable("ALLOWED_ORIGINS")
         guarded = request_guard(self.guard, settings.allowed_origins, is_loopback(settings.host), origins_setting)
-        app = web.Application(client_max_size=settings.max_body_size + 1024)
-        app.router.add_post("/", guarded(self.handle_rpc))
-        app.router.add_get("/ws", guarded(self.handle_ws))
-        app.router.add_get("/spec", guarded(self.handle_spec))
-        app.router.add_get("/health", guarded(self.handle_health))
-        app.router.add_get("/metrics", guarded(self.metrics.handle))
-        add_fallback_route(app, guarded)  # last: other paths and methods get JSON-RPC errors too
-        check_all_guarded(app)
-        app.on_startup.append(self._on_startup)
-        app.on_shutdown.append(self._on_shutdown)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
+        routes = Routes(guarded)  # any other path or method gets a JSON-RPC error
+        routes.add("POST", "/", self.handle_rpc)
+        routes.add("GET", "/ws", self.handle_ws)
+        routes.add("GET", "/spec", self.handle_spec)
+        routes.add("GET", "/health", self.handle_health)
+        routes.add("GET", "/metrics", self.metrics.handle)
+        return routes
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then shut down gracefully (websockets are closed with 1001)."""
@@ -93,14 +89,23 @@ class HTTPEndpoints:
         self.ensure_backend_loaded()
         asyncio.run(self.serve())
 
-    def make_runner(self, access_log: logging.Logger | None = None, **kwargs: Any) -> web.AppRunner:
+    def make_runner(self, access_log: logging.Logger | None = None, **kwargs: Any) -> DaemonRunner:
         """The runner ``run`` serves with, which tests use too: it answers even unparsable requests in JSON,
         caps and times connections (the cap in all fits the descriptor limit in force now), and counts every
         answer for /metrics (writing aiohttp's access log only when ``access_log`` is given)."""
         self.guard.max_connections = connection_cap(self.settings.max_connections)
         counting = self.metrics.access_logger_class(log_lines=access_log is not None)
-        logger = access_log or logging.getLogger("aiohttp.access")
-        return DaemonRunner(self.app, guard=self.guard, access_log=logger, access_log_class=counting, **kwargs)
+        return DaemonRunner(
+            self.routes.dispatch,
+            guard=self.guard,
+            client_max_size=self.settings.max_body_size + 1024,  # our own limit answers in JSON: a backstop
+            on_startup=self.on_startup,
+            on_shutdown=self.on_shutdown,
+            on_cleanup=self.on_cleanup,
+            access_log=access_log or logging.getLogger("aiohttp.access"),
+            access_log_class=counting,
+            **kwargs,
+        )
 
     async def serve(self) -> None:
         # aiohttp's access log costs more than dispatching a call: one line per request only when debugging.
@@ -121,7 +126,7 @@ class HTTPEndpoints:
 
     # -- HTTP handlers ------------------------------------------------------------------------
 
-    def authorized(self, request: web.Request) -> bool:
+    def authorized(self, request: web.BaseRequest) -> bool:
         header = request.headers.get("Authorization")
         # Fast path: the canonical header, compared whole in constant time; any other form is parsed.
         if header is not None and hmac.compare_digest(header.encode("utf-8", "replace"), self.expected_auth):
@@ -136,7 +141,7 @@ class HTTPEndpoints:
     def unauthorized(self) -> web.Response:
         return web.json_response(UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": 'Basic realm="daemon"'})
 
-    async def handle_health(self, request: web.Request) -> web.Response:
+    async def handle_health(self, request: web.BaseRequest) -> web.Response:
         try:
             body = await self.health()
         except Exception:
@@ -148,18 +153,18 @@ class HTTPEndpoints:
         body = {"name": self.name, "version": self.VERSION, **public_health(body)}
         return web.json_response(body, status=200 if body.get("status") == "ok" else 503, dumps=jsonrpc.dumps)
 
-    async def handle_spec(self, request: web.Request) -> web.Response:
+    async def handle_spec(self, request: web.BaseRequest) -> web.Response:
         if not self.authorized(request):
             return self.unauthorized()
         return web.json_response(self.full_spec(), dumps=jsonrpc.dumps)
 
-    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+    async def handle_ws(self, request: web.BaseRequest) -> web.StreamResponse:
         if not self.authorized(request):
             return self.unauthorized()
         assert self.hub is not None
         return await self.hub.handle(request)
 
-    async def handle_rpc(self, request: web.Request) -> web.Response:
+    async def handle_rpc(self, request: web.BaseRequest) -> web.Response:
         if not self.authorized(request):
             return self.unauthorized()
         settings = self.settings

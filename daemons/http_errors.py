@@ -2,11 +2,11 @@
 
 The contract promises a JSON body for every answer, but three kinds never reach the daemon's handlers:
 
-- a path or method no route serves (404, 405): ``add_fallback_route`` adds a last catch-all route that
-  answers them (public API);
+- a path or method no route serves (404, 405): ``Routes`` (daemons/http_routes.py) answers them;
 - a request aiohttp cannot parse (a bad Content-Length, a broken chunk, a malformed request line): its
-  protocol answers 400 before any route or middleware runs. aiohttp has no public hook for that answer, so
-  ``DaemonRunner`` gives its server a ``RequestHandler`` subclass whose ``handle_error`` answers in JSON.
+  protocol answers 400 before any handler runs. aiohttp has no public hook for that answer, so the
+  daemon's server (daemons/http_server.py) makes ``JSONErrorRequestHandler`` connections, whose
+  ``handle_error`` answers in JSON.
   It checks that aiohttp still has what this relies on, and otherwise leaves aiohttp's plain-text answer
   (tests/test_core_http_errors.py fails then, so an aiohttp upgrade that breaks it is seen in CI);
 - aiohttp logs each unparsable request with a traceback at ERROR, quoting the offending bytes: a malformed
@@ -17,7 +17,6 @@ The contract promises a JSON body for every answer, but three kinds never reach 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -26,8 +25,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from .jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, dumps
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_body(status: int, message: str) -> str:
@@ -47,24 +44,6 @@ def raw_error_response(status: int, message: str) -> bytes:
     body = error_body(status, message).encode()
     head = f"HTTP/1.1 {status} {phrase(status)}\r\nContent-Type: application/json\r\nConnection: close\r\n"
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-def add_fallback_route(app: web.Application, wrap: Callable[[Handler], Handler] = lambda handler: handler) -> None:
-    """After the real routes: answer every other path (404) or method (405) with a JSON-RPC error
-    (its handler wrapped in ``wrap``, as the daemon wraps each of its routes)."""
-    allowed: dict[str, set[str]] = {}
-    for route in app.router.routes():
-        path = route.resource.canonical if route.resource is not None else ""
-        allowed.setdefault(path, set()).add(route.method)
-
-    async def fallback(request: web.Request) -> web.Response:
-        methods = allowed.get(request.path)
-        if methods is None:
-            return error_response(404, f"Not found: {request.path!r} (JSON-RPC is served by POST /)")
-        listed = ", ".join(sorted(methods))
-        return error_response(405, f"Method {request.method} not allowed here: use {listed}", {"Allow": listed})
-
-    app.router.add_route("*", "/{path:.*}", wrap(fallback))
 
 
 class JSONErrorRequestHandler(RequestHandler):
@@ -95,60 +74,16 @@ class JSONErrorRequestHandler(RequestHandler):
             guard.data_received(self, self._request_count != before)
 
 
+def fits_this_aiohttp() -> bool:
+    """Whether this aiohttp has the piece the JSON error answers rely on (checked, not assumed)."""
+    return callable(getattr(RequestHandler, "handle_error", None))
+
+
 def phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "error"
-
-
-# The answer to a connection that a cap refuses (see daemons.connections), written before its request.
-REFUSED_RESPONSE = raw_error_response(503, "Service unavailable: too many open connections, try again later")
-
-
-class JSONErrorServer(web.Server):
-    """The protocol factory a site listens with, making ``JSONErrorRequestHandler`` connections.
-
-    With a ``guard`` (daemons.connections.ConnectionGuard) it also caps and times connections."""
-
-    guard: Any = None
-
-    def __call__(self) -> RequestHandler:
-        handler = super().__call__()
-        handler.__class__ = JSONErrorRequestHandler  # same slots, so only the overridden methods change
-        return handler
-
-    def connection_made(self, handler: RequestHandler, transport: Any) -> None:
-        super().connection_made(handler, transport)
-        if self.guard is not None and not self.guard.connection_made(handler, transport):
-            transport.write(REFUSED_RESPONSE)
-            handler.force_close()  # the transport closes once the answer is written
-
-    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
-        super().connection_lost(handler, exc)
-        if self.guard is not None:
-            self.guard.connection_lost(handler)
-
-
-def fits_this_aiohttp() -> bool:
-    """Whether this aiohttp has the pieces the JSON error answers rely on (checked, not assumed)."""
-    runner_hook = getattr(web.AppRunner, "_make_server", None)
-    return callable(runner_hook) and callable(getattr(RequestHandler, "handle_error", None))
-
-
-class DaemonRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer unparsable requests in JSON, capped and timed by ``guard``."""
-
-    def __init__(self, app: web.Application, guard: Any = None, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.guard = guard
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        if fits_this_aiohttp() and type(server) is web.Server:
-            server.__class__ = JSONErrorServer
-            server.guard = self.guard
-        return server
 
 
 class QuietParseErrors(logging.Filter):

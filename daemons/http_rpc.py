@@ -30,7 +30,7 @@ def body_too_large(limit: int) -> RPCError:
     return RPCError(INVALID_REQUEST, f"Request body too large: the limit is {limit} bytes")
 
 
-async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
     """The body, at most ``limit`` bytes, all received within ``timeout`` seconds; RPCError otherwise."""
     if request.content.is_eof():  # the whole body is here already (usually, with the head): no wait to bound
         return await read_limited(request, limit)
@@ -41,7 +41,7 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         raise BodyTimeout(INVALID_REQUEST, f"Request body not received within {timeout:g} seconds") from None
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
+async def read_limited(request: web.BaseRequest, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise body_too_large(limit)

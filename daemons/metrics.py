@@ -80,7 +80,7 @@ class MeteredDaemon(Protocol):
 
     def metric_families(self) -> Iterable[Any]: ...
 
-    def authorized(self, request: web.Request) -> bool: ...
+    def authorized(self, request: web.BaseRequest) -> bool: ...
 
     def unauthorized(self) -> web.Response: ...
 
@@ -265,7 +265,7 @@ class DaemonMetrics:
 
         return CountingAccessLogger
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         if self.require_auth and not self.daemon.authorized(request):
             return self.daemon.unauthorized()
         self.state.health = await self.read_health()

@@ -255,7 +255,7 @@ class Hub:
         closing = [client.close(WSCloseCode.GOING_AWAY, b"daemon shutting down") for client in list(self.clients)]
         await asyncio.gather(*closing)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             client_id = client_id_of(request)
         except RPCError as error:

@@ -59,7 +59,7 @@ class ResumableClient(Protocol):
     async def close(self, code: int, message: bytes) -> None: ...
 
 
-def client_id_of(request: web.Request) -> str | None:
+def client_id_of(request: web.BaseRequest) -> str | None:
     """The ``client_id`` a socket asks to resume under (query or header), or None; -32602 if malformed."""
     from_query = request.query.get("client_id")
     from_header = request.headers.get(CLIENT_ID_HEADER)

@@ -87,14 +87,24 @@ async def test_health_shows_status_and_plain_facts_never_a_backend_url() -> None
         }
 
 
-def test_every_route_is_guarded_and_one_added_without_the_guard_is_found(tmp_path) -> None:
+def test_every_route_is_guarded_and_one_added_without_the_guard_is_refused(tmp_path) -> None:
     """Access checks and connection caps hang on each route's handler: a route that skipped them is refused."""
-    from daemons.access import check_all_guarded
+    from daemons.access import GUARDED
+    from daemons.http_routes import Routes
     from tests.support import NO_ENV_FILE, prefixed
 
     settings = {"HOST": "127.0.0.1", "PORT": "0", "DATA_PATH": str(tmp_path)}
-    app = SampleDaemon(environ=prefixed(SampleDaemon.name, settings), env_file=NO_ENV_FILE).create_app()
-    check_all_guarded(app)  # what create_app checks itself: all the daemon's routes pass
-    app.router.add_get("/leak", lambda request: None)
+    routes = SampleDaemon(environ=prefixed(SampleDaemon.name, settings), env_file=NO_ENV_FILE).create_routes()
+    handlers = [handler for methods in routes.table.values() for handler in methods.values()]
+    assert len(handlers) == 9  # POST /, and GET and HEAD of /ws, /spec, /health, /metrics
+    assert all(getattr(handler, GUARDED, False) for handler in [*handlers, routes.fallback])
+
+    async def leak(request):
+        return None
+
     with pytest.raises(RuntimeError, match="without the request guard"):
-        check_all_guarded(app)
+        Routes(lambda handler: handler)  # its own fallback would be unguarded
+    unguarded = Routes(routes.wrap)
+    unguarded.wrap = lambda handler: handler
+    with pytest.raises(RuntimeError, match="without the request guard"):
+        unguarded.add("GET", "/leak", leak)
