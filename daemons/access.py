@@ -15,16 +15,11 @@ import base64
 import binascii
 import functools
 import hmac
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from .connections import ConnectionGuard
-from .http_errors import error_response
 from .settings import is_loopback
-
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def check_basic_auth(header: str | None, login: str, password: str) -> bool:
@@ -71,38 +66,6 @@ def refusal(
     if check_host and host is not None and not is_loopback_name(host):
         return f"Forbidden: Host {host[:100]!r} is not a loopback name, and this daemon listens on loopback only"
     return None
-
-
-GUARDED = "__guarded__"  # set on a handler that guarded() made
-
-
-def request_guard(
-    guard: ConnectionGuard, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
-) -> Callable[[Handler], Handler]:
-    """What every route's handler is wrapped in (``guarded(handler)``): while a request runs, its connection
-    counts as inside a request, so no cap closes it for room (daemons/connections.py); a browser origin
-    not allowed and, on loopback, a foreign Host are refused (403, JSON-RPC -32600) before the handler
-    and its authentication. A wrapper per route (daemons/http_routes.py refuses a route without it) rather
-    than an aiohttp middleware: middlewares need aiohttp's Application, whose per-request routing costs more
-    than these checks."""
-
-    def guarded(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def guarded_handler(request: web.BaseRequest) -> web.StreamResponse:
-            protocol = request.protocol
-            guard.request_started(protocol)
-            try:
-                reason = refusal(request, allowed_origins, check_host, origins_setting)
-                if reason is not None:
-                    return error_response(403, reason)
-                return await handler(request)
-            finally:
-                guard.request_finished(protocol)
-
-        setattr(guarded_handler, GUARDED, True)
-        return guarded_handler
-
-    return guarded
 
 
 def public_health(facts: dict[str, Any]) -> dict[str, Any]:

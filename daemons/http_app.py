@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .access import check_basic_auth, public_health, request_guard
+from .access import check_basic_auth, public_health
 from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, raise_descriptor_limit
 from .datapath import prepare_data_path
 from .http_errors import QuietParseErrors
@@ -67,8 +67,8 @@ class HTTPEndpoints:
     def create_routes(self) -> Routes:
         settings = self.settings
         origins_setting = self.env_reader.variable("ALLOWED_ORIGINS")
-        guarded = request_guard(self.guard, settings.allowed_origins, is_loopback(settings.host), origins_setting)
-        routes = Routes(guarded)  # any other path or method gets a JSON-RPC error
+        check_host = is_loopback(settings.host)
+        routes = Routes(self.guard, self.metrics.observe_http, settings.allowed_origins, check_host, origins_setting)
         routes.add("POST", "/", self.handle_rpc)
         routes.add("GET", "/ws", self.handle_ws)
         routes.add("GET", "/spec", self.handle_spec)
@@ -94,16 +94,15 @@ class HTTPEndpoints:
         caps and times connections (the cap in all fits the descriptor limit in force now), and counts every
         answer for /metrics (writing aiohttp's access log only when ``access_log`` is given)."""
         self.guard.max_connections = connection_cap(self.settings.max_connections)
-        counting = self.metrics.access_logger_class(log_lines=access_log is not None)
         return DaemonRunner(
             self.routes.dispatch,
             guard=self.guard,
+            observe_http=self.metrics.observe_http,
             client_max_size=self.settings.max_body_size + 1024,  # our own limit answers in JSON: a backstop
             on_startup=self.on_startup,
             on_shutdown=self.on_shutdown,
             on_cleanup=self.on_cleanup,
-            access_log=access_log or logging.getLogger("aiohttp.access"),
-            access_log_class=counting,
+            access_log=access_log,
             **kwargs,
         )
 

@@ -63,15 +63,20 @@ class JSONErrorRequestHandler(RequestHandler):
             plain.status, f"Bad HTTP request: {phrase(status)}" if status < 500 else "Internal error"
         )
         response.force_close()  # as aiohttp does: after a framing error the stream cannot be trusted
+        observe_http = getattr(self._manager, "observe_http", None)
+        if observe_http is not None:  # counted here: such an answer never passes the daemon's dispatch
+            observe_http(getattr(request, "path", "other"), response.status, 0.0)
         return response
 
     def data_received(self, data: bytes) -> None:
-        # The guard times each request's head: it needs to know when one is complete (parsed).
+        # The guard times each request's head: it needs to know when one is complete (parsed). aiohttp
+        # also calls this with b"" to reparse what it buffered: only a new request matters then.
         before = self._request_count
         super().data_received(data)
-        guard = getattr(self._manager, "guard", None)
-        if guard is not None:
-            guard.data_received(self, self._request_count != before)
+        if data or self._request_count != before:
+            guard = getattr(self._manager, "guard", None)
+            if guard is not None:
+                guard.data_received(self, self._request_count != before)
 
 
 def fits_this_aiohttp() -> bool:

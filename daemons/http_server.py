@@ -27,15 +27,21 @@ from .http_errors import JSONErrorRequestHandler, raw_error_response
 # The answer to a connection that a cap refuses (see daemons.connections), written before its request.
 REFUSED_RESPONSE = raw_error_response(503, "Service unavailable: too many open connections, try again later")
 Hook = Callable[[], Awaitable[None]]
+ObserveHTTP = Callable[[str, int, float], None]
 
 
 class DaemonServer(web.Server):
     """The protocol factory a site listens with: ``JSONErrorRequestHandler`` connections, capped and timed by
-    ``guard``, whose requests carry ``client_max_size``."""
+    ``guard``, whose requests carry ``client_max_size``. aiohttp's access log is off unless given
+    (``access_log``, the daemon's DEBUG): answers are counted for /metrics by ``Routes.dispatch`` and, for
+    those aiohttp gives itself, by the connection's ``handle_error``."""
 
-    def __init__(self, handler: Any, guard: ConnectionGuard, client_max_size: int, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: Any, guard: ConnectionGuard, observe_http: ObserveHTTP, client_max_size: int, **kwargs: Any
+    ) -> None:
         super().__init__(handler, request_factory=self.make_request, **kwargs)
         self.guard = guard
+        self.observe_http = observe_http  # for the answers aiohttp gives itself (JSONErrorRequestHandler)
         self.client_max_size = client_max_size
 
     def make_request(
@@ -74,6 +80,7 @@ class DaemonRunner(web.BaseRunner):
         handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
         *,
         guard: ConnectionGuard,
+        observe_http: ObserveHTTP,
         client_max_size: int,
         on_startup: Hook,
         on_shutdown: Hook,
@@ -83,6 +90,7 @@ class DaemonRunner(web.BaseRunner):
         super().__init__(**kwargs)
         self.handler = handler
         self.guard = guard
+        self.observe_http = observe_http
         self.client_max_size = client_max_size
         self.hooks = (on_startup, on_shutdown, on_cleanup)
         self.started = False
@@ -91,7 +99,8 @@ class DaemonRunner(web.BaseRunner):
         await self.hooks[0]()
         self.started = True
         loop = asyncio.get_running_loop()
-        return DaemonServer(self.handler, self.guard, self.client_max_size, loop=loop, **self._kwargs)
+        kwargs = self._kwargs
+        return DaemonServer(self.handler, self.guard, self.observe_http, self.client_max_size, loop=loop, **kwargs)
 
     async def shutdown(self) -> None:
         if self.started:

@@ -26,10 +26,6 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_log import AccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -85,13 +81,6 @@ class MeteredDaemon(Protocol):
     def unauthorized(self) -> web.Response: ...
 
     async def health(self) -> dict[str, Any]: ...
-
-
-def outcome_of(response: dict[str, Any] | None) -> str:
-    """``ok`` for a result, else the JSON-RPC error code as text."""
-    if response is None or "error" not in response:
-        return "ok"
-    return str(response["error"].get("code"))
 
 
 class StateCollector:
@@ -205,9 +194,10 @@ def histogram(name: str, documentation: str, label: str, latencies: dict[str, La
 class DaemonMetrics:
     """The daemon's registry, what it counts per request, and the ``/metrics`` handler.
 
-    HTTP requests are counted by aiohttp's access-log hook (``access_logger_class``), which aiohttp
-    calls with the time it measured for every answer, also those no route gives (unparsable requests);
-    JSON-RPC calls by ``observe_call``, from ``BaseDaemon.handle_single``.
+    HTTP answers are counted by ``observe_http``, from the daemon's dispatch (daemons/http_routes.py) and,
+    for the answers aiohttp gives itself (unparsable requests, a handler's exception), from the connection's
+    ``handle_error``; JSON-RPC calls by ``observe_call``, from ``BaseDaemon.handle_single``. Both run for
+    every request, so they are written flat (no helper calls but the histogram's).
     """
 
     def __init__(self, daemon: MeteredDaemon, require_auth: bool) -> None:
@@ -222,21 +212,25 @@ class DaemonMetrics:
         self.state = StateCollector(daemon)
         self.registry.register(self.state)
 
-    def method_label(self, method: str | None) -> str:
-        if method is None:
-            return INVALID_REQUEST
-        daemon = self.daemon
-        return method if method in daemon.methods or method in daemon.dynamic_methods else UNKNOWN_METHOD
-
     def observe_call(self, method: str | None, response: dict[str, Any] | None, started: float) -> None:
-        """Count one JSON-RPC call (also a notification, whose response is not sent) and time it."""
-        label = self.method_label(method)
-        key = (label, outcome_of(response))
-        self.call_counts[key] = self.call_counts.get(key, 0) + 1
+        """Count one JSON-RPC call (also a notification, whose response is not sent) and time it: by method
+        (``invalid`` when there is none, ``unknown`` for a name no method has) and outcome (``ok``, or the
+        JSON-RPC error code answered)."""
+        seconds = time.perf_counter() - started
+        daemon = self.daemon
+        if method is None:
+            label = INVALID_REQUEST
+        elif method in daemon.methods or method in daemon.dynamic_methods:
+            label = method
+        else:
+            label = UNKNOWN_METHOD
+        key = (label, "ok" if response is None or "error" not in response else str(response["error"].get("code")))
+        counts = self.call_counts
+        counts[key] = counts.get(key, 0) + 1
         latency = self.call_latency.get(label)
         if latency is None:
             latency = self.call_latency[label] = LatencyHistogram()
-        latency.observe(time.perf_counter() - started)
+        latency.observe(seconds)
 
     def observe_http(self, path: str, status: int, seconds: float) -> None:
         path = path if path in KNOWN_PATHS else "other"
@@ -247,23 +241,6 @@ class DaemonMetrics:
             if latency is None:
                 latency = self.http_latency[path] = LatencyHistogram()
             latency.observe(seconds)
-
-    def access_logger_class(self, log_lines: bool) -> type[AbstractAccessLogger]:
-        """An aiohttp access logger that counts each answer, and writes aiohttp's log line only when
-        ``log_lines`` (the daemon's DEBUG): formatting that line costs more than a whole dispatch."""
-        metrics = self
-
-        class CountingAccessLogger(AccessLogger):
-            @property
-            def enabled(self) -> bool:
-                return True
-
-            def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-                metrics.observe_http(request.path, response.status, time)
-                if log_lines:
-                    super().log(request, response, time)
-
-        return CountingAccessLogger
 
     async def handle(self, request: web.BaseRequest) -> web.Response:
         if self.require_auth and not self.daemon.authorized(request):

@@ -87,24 +87,14 @@ async def test_health_shows_status_and_plain_facts_never_a_backend_url() -> None
         }
 
 
-def test_every_route_is_guarded_and_one_added_without_the_guard_is_refused(tmp_path) -> None:
-    """Access checks and connection caps hang on each route's handler: a route that skipped them is refused."""
-    from daemons.access import GUARDED
-    from daemons.http_routes import Routes
-    from tests.support import NO_ENV_FILE, prefixed
-
-    settings = {"HOST": "127.0.0.1", "PORT": "0", "DATA_PATH": str(tmp_path)}
-    routes = SampleDaemon(environ=prefixed(SampleDaemon.name, settings), env_file=NO_ENV_FILE).create_routes()
-    handlers = [handler for methods in routes.table.values() for handler in methods.values()]
-    assert len(handlers) == 9  # POST /, and GET and HEAD of /ws, /spec, /health, /metrics
-    assert all(getattr(handler, GUARDED, False) for handler in [*handlers, routes.fallback])
-
-    async def leak(request):
-        return None
-
-    with pytest.raises(RuntimeError, match="without the request guard"):
-        Routes(lambda handler: handler)  # its own fallback would be unguarded
-    unguarded = Routes(routes.wrap)
-    unguarded.wrap = lambda handler: handler
-    with pytest.raises(RuntimeError, match="without the request guard"):
-        unguarded.add("GET", "/leak", leak)
+async def test_every_route_and_method_and_the_fallback_refuse_web_pages() -> None:
+    """The checks run in the dispatch every request goes through: each route and method in the daemon's table
+    (a route added later included), a method a path does not serve and a path no route serves."""
+    async with running_daemon(SampleDaemon) as d:
+        served = [(method, path) for path, methods in d.daemon.routes.table.items() for method in methods]
+        assert len(served) == 9  # POST /, and GET and HEAD of /ws, /spec, /health, /metrics
+        for method, path in [*served, ("PUT", "/"), ("POST", "/health"), ("GET", "/no-such-path")]:
+            async with d.session.request(method, d.url + path, headers={**d.headers, **REBOUND}) as response:
+                assert response.status == 403, (method, path)
+            async with d.session.request(method, d.url + path, headers=d.headers) as response:
+                assert response.status != 403, (method, path)
