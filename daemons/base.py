@@ -231,7 +231,7 @@ class BaseDaemon(HTTPEndpoints):
         bound = method.bind(request.args, request.kwargs, injected)
         if method.requires_network:
             await self.wait_network_ready()
-        if request.identity is not None and (method.requires_wallet or method.takes("wallet")):
+        if request.identity is not None and (method.requires_wallet or method.takes_wallet):
             key = self.wallet_key(request.identity)
             usage = self.wallet_usage
             usage.hold(key)  # not unloaded (idle, or for room) while the call runs

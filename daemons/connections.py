@@ -57,6 +57,7 @@ def connection_cap(setting: int) -> int:
 class Connection:
     peer: str
     transport: asyncio.BaseTransport
+    peer_idle: OrderedDict[Any, None] = field(repr=False)  # the idle connections of the same peer (shared)
     in_request: int = 0
     head_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -91,10 +92,13 @@ class ConnectionGuard:
         if len(self.open) >= self.max_connections and not self.evict(self.idle):
             self.refused += 1
             return False
-        connection = Connection(peer, transport)
+        peer_idle = self.idle_by_peer.get(peer)
+        if peer_idle is None:
+            peer_idle = self.idle_by_peer[peer] = OrderedDict()
+        connection = Connection(peer, transport, peer_idle)
         self.open[handler] = connection
         self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
-        self.mark_idle(handler, connection)
+        self.idle[handler] = peer_idle[handler] = None
         self.start_deadline(handler, connection)
         return True
 
@@ -103,12 +107,14 @@ class ConnectionGuard:
         if connection is None:
             return
         connection.cancel_deadline()
-        self.unmark_idle(handler, connection)
+        self.idle.pop(handler, None)
+        connection.peer_idle.pop(handler, None)
         left = self.per_peer.get(connection.peer, 1) - 1
         if left:
             self.per_peer[connection.peer] = left
-        else:
+        else:  # the peer's last connection: forget the peer
             self.per_peer.pop(connection.peer, None)
+            self.idle_by_peer.pop(connection.peer, None)
 
     def data_received(self, handler: Any, head_complete: bool) -> None:
         """Bytes arrived: the head deadline starts with a request's first byte and ends with its head."""
@@ -120,36 +126,25 @@ class ConnectionGuard:
         elif connection.head_deadline is None:
             self.start_deadline(handler, connection)
 
+    # Called around every request (daemons/http_routes.py): written without helper calls.
+
     def request_started(self, handler: Any) -> None:
         connection = self.open.get(handler)
         if connection is not None:
             connection.in_request += 1
-            connection.cancel_deadline()
-            self.unmark_idle(handler, connection)
+            if connection.head_deadline is not None:
+                connection.cancel_deadline()
+            self.idle.pop(handler, None)
+            connection.peer_idle.pop(handler, None)
 
     def request_finished(self, handler: Any) -> None:
         connection = self.open.get(handler)
         if connection is not None:
             connection.in_request -= 1
             if not connection.in_request:
-                self.mark_idle(handler, connection)
+                self.idle[handler] = connection.peer_idle[handler] = None
 
     # -- internals --------------------------------------------------------------------------------
-
-    def mark_idle(self, handler: Any, connection: Connection) -> None:
-        self.idle[handler] = None
-        peer_idle = self.idle_by_peer.get(connection.peer)
-        if peer_idle is None:
-            peer_idle = self.idle_by_peer[connection.peer] = OrderedDict()
-        peer_idle[handler] = None
-
-    def unmark_idle(self, handler: Any, connection: Connection) -> None:
-        self.idle.pop(handler, None)
-        peer_idle = self.idle_by_peer.get(connection.peer)
-        if peer_idle is not None:
-            peer_idle.pop(handler, None)
-            if not peer_idle:
-                del self.idle_by_peer[connection.peer]
 
     def evict(self, candidates: OrderedDict[Any, None] | None) -> bool:
         """Close the oldest connection outside a request among ``candidates``; False if there is none."""

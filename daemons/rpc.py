@@ -8,11 +8,12 @@ the daemon from the request's ``xpub``; a client cannot pass them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -55,72 +56,60 @@ class RPCMethod:
     requires_network: bool = False
     doc: str = ""
     aliases: tuple[str, ...] = ()
-    _signature: inspect.Signature | None = field(default=None, repr=False)
-    _hints: dict[str, Any] | None = field(default=None, repr=False)
-    _client_signature: inspect.Signature | None = field(default=None, repr=False)
-    _checks: dict[str, set[type]] | None = field(default=None, repr=False)
-    _plan: tuple[tuple[str, ...], frozenset[str]] | bool | None = field(default=False, repr=False)
-    _names: tuple[str, ...] | None = field(default=None, repr=False)
-    _by_keyword: bool | None = field(default=None, repr=False)
-    _exact: dict[str, type] | None = field(default=None, repr=False)
-    _key_names: frozenset[str] | None = field(default=None, repr=False)
-    _steps: tuple[tuple[str, bool, bool, set[type] | None, type | None], ...] | None = field(default=None, repr=False)
-    _is_async: bool | None = field(default=None, repr=False)
 
-    @property
+    # What follows is worked out once per method, on first use (functools.cached_property: later reads
+    # are plain attribute reads, which matters on the path of every call).
+
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
-        if self._signature is None:
-            try:
-                self._signature = inspect.signature(self.func)
-            except (TypeError, ValueError):
-                anything = [
-                    inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
-                    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-                ]
-                self._signature = inspect.Signature(anything)
-        return self._signature
+        try:
+            return inspect.signature(self.func)
+        except (TypeError, ValueError):
+            anything = [
+                inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+            ]
+            return inspect.Signature(anything)
 
-    @property
+    @functools.cached_property
     def hints(self) -> dict[str, Any]:
-        if self._hints is None:
-            try:
-                self._hints = typing.get_type_hints(self.func)
-            except Exception:  # unresolvable annotations only lose the type check
-                self._hints = {}
-        return self._hints
+        try:
+            return typing.get_type_hints(self.func)
+        except Exception:  # unresolvable annotations only lose the type check
+            return {}
 
-    @property
+    @functools.cached_property
     def client_signature(self) -> inspect.Signature:
         """The signature without the injected parameters: what a client's arguments must fit."""
-        if self._client_signature is None:
-            kept = [p for p in self.signature.parameters.values() if p.name not in INJECTED]
-            self._client_signature = self.signature.replace(parameters=kept)
-        return self._client_signature
+        kept = [p for p in self.signature.parameters.values() if p.name not in INJECTED]
+        return self.signature.replace(parameters=kept)
 
-    @property
+    @functools.cached_property
     def checks(self) -> dict[str, set[type]]:
-        """The JSON types each simply-annotated parameter accepts, worked out once per method."""
-        if self._checks is None:
-            self._checks = {}
-            for name, annotation in self.hints.items():
-                allowed = _union_members(annotation)
-                if allowed is not None:
-                    self._checks[name] = allowed
-        return self._checks
+        """The JSON types each simply-annotated parameter accepts."""
+        checks = {}
+        for name, annotation in self.hints.items():
+            allowed = _union_members(annotation)
+            if allowed is not None:
+                checks[name] = allowed
+        return checks
 
-    @property
+    @functools.cached_property
     def exact(self) -> dict[str, type]:
         """Parameters whose check accepts one JSON type only, unchanged: a value of exactly that type passes as is."""
-        if self._exact is None:
-            self._exact = {}
-            for name, allowed in self.checks.items():
-                kinds = allowed - {type(None)}
-                if len(kinds) == 1 and (kind := next(iter(kinds))) in _UNCHANGED:
-                    self._exact[name] = kind
-        return self._exact
+        exact = {}
+        for name, allowed in self.checks.items():
+            kinds = allowed - {type(None)}
+            if len(kinds) == 1 and (kind := next(iter(kinds))) in _UNCHANGED:
+                exact[name] = kind
+        return exact
 
     def takes(self, name: str) -> bool:
         return name in self.signature.parameters
+
+    @functools.cached_property
+    def takes_wallet(self) -> bool:
+        return "wallet" in self.signature.parameters
 
     def public_params(self) -> list[str]:
         """The parameters a client passes, as ``help`` and ``/spec`` show them."""
@@ -148,10 +137,11 @@ class RPCMethod:
 
     def bind(self, args: list[Any], kwargs: dict[str, Any], injected: dict[str, Any]) -> inspect.BoundArguments:
         """Bind client arguments plus injected ones; anything that does not fit is -32602."""
-        for name in INJECTED:
-            if name in kwargs:
-                raise RPCError(INVALID_PARAMS, f"'{name}' is not an argument: pass the wallet as 'xpub'")
-        given = self.fast_bind(args, kwargs)
+        if kwargs:
+            for name in INJECTED:
+                if name in kwargs:
+                    raise RPCError(INVALID_PARAMS, f"'{name}' is not an argument: pass the wallet as 'xpub'")
+        given = self.fast_bind(args, kwargs) if kwargs or self.plan is None else self.fast_bind_positional(args)
         if given is None:
             try:
                 given = self.client_signature.bind(*args, **kwargs).arguments
@@ -171,66 +161,60 @@ class RPCMethod:
                 arguments[name] = value
         return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type]
 
-    @property
+    @functools.cached_property
     def steps(self) -> tuple[tuple[str, bool, bool, set[type] | None, type | None], ...]:
-        """Per parameter, in order, what binding does with it (worked out once per method): (name, injected,
-        a key whose strings are capped, the JSON types allowed if checked, the one type passed as is)."""
-        if self._steps is None:
-            checks, exact, keys = self.checks, self.exact, self.key_names
-            self._steps = tuple(
-                (name, name in INJECTED, name in keys, checks.get(name), exact.get(name)) for name in self.names
-            )
-        return self._steps
+        """Per parameter, in order, what binding does with it: (name, injected, a key whose strings are
+        capped, the JSON types allowed if checked, the one type passed as is)."""
+        checks, exact, keys = self.checks, self.exact, self.key_names
+        return tuple((name, name in INJECTED, name in keys, checks.get(name), exact.get(name)) for name in self.names)
 
-    @property
+    @functools.cached_property
     def key_names(self) -> frozenset[str]:
         """The parameters whose strings are keys or addresses (KEY_PARAMS), and ``**kwargs``, which may hold some."""
-        if self._key_names is None:
-            params = self.signature.parameters
-            self._key_names = frozenset(
-                name for name in self.names if is_key_param(name) or params[name].kind is inspect.Parameter.VAR_KEYWORD
-            )
-        return self._key_names
+        params = self.signature.parameters
+        return frozenset(
+            name for name in self.names if is_key_param(name) or params[name].kind is inspect.Parameter.VAR_KEYWORD
+        )
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         """The names of all parameters, injected ones included, in order."""
-        if self._names is None:
-            self._names = tuple(self.signature.parameters)
-        return self._names
+        return tuple(self.signature.parameters)
 
-    @property
+    @functools.cached_property
     def by_keyword(self) -> bool:
         """True when calling ``func(**bound.arguments)`` is the same call as ``func(*bound.args, **bound.kwargs)``.
 
         That holds for a plain function or method whose parameters are all positional-or-keyword or
         keyword-only; a wrapper (``__wrapped__``) may accept other forms than the signature it shows.
         """
-        if self._by_keyword is None:
-            func = self.func
-            plain = inspect.isfunction(func) or inspect.ismethod(func)
-            wrapped = hasattr(getattr(func, "__func__", func), "__wrapped__")
-            kinds = {p.kind for p in self.signature.parameters.values()}
-            keyword_kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
-            self._by_keyword = plain and not wrapped and kinds <= keyword_kinds
-        return self._by_keyword
+        func = self.func
+        plain = inspect.isfunction(func) or inspect.ismethod(func)
+        wrapped = hasattr(getattr(func, "__func__", func), "__wrapped__")
+        kinds = {p.kind for p in self.signature.parameters.values()}
+        keyword_kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
+        return plain and not wrapped and kinds <= keyword_kinds
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """True when ``func`` is a coroutine function: its result is always a coroutine, to await."""
-        if self._is_async is None:
-            self._is_async = inspect.iscoroutinefunction(self.func)
-        return self._is_async
+        return inspect.iscoroutinefunction(self.func)
 
-    @property
+    @functools.cached_property
     def plan(self) -> tuple[tuple[str, ...], frozenset[str]] | None:
         """(parameter names, required names) when every client parameter is a plain one, else None."""
-        if self._plan is False:
-            params = list(self.client_signature.parameters.values())
-            plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
-            required = frozenset(p.name for p in params if p.default is p.empty)
-            self._plan = (tuple(p.name for p in params), required) if plain else None
-        return self._plan  # type: ignore[return-value]
+        params = list(self.client_signature.parameters.values())
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        required = frozenset(p.name for p in params if p.default is p.empty)
+        return (tuple(p.name for p in params), required) if plain else None
+
+    def fast_bind_positional(self, args: list[Any]) -> dict[str, Any] | None:
+        """``fast_bind`` without named arguments (the SDK's usual call): the plan's names zipped with ``args``."""
+        names, required = self.plan  # type: ignore[misc]
+        if len(args) > len(names):
+            return None
+        given = dict(zip(names, args, strict=False))
+        return given if len(given) == len(names) or required.issubset(given) else None
 
     def fast_bind(self, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """inspect's bind, for the common signatures, at a fraction of its cost; None: ask inspect."""
