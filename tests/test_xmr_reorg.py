@@ -47,7 +47,7 @@ async def test_payment_popped_and_replaced_by_another_branch(monero_chain: Chain
             txid = await monero_chain.pay_async(address, "0.5")
             await events.until(payment(address, 7))
             start = await asyncio.to_thread(monero_chain.monerod.height)
-            await monero_chain.mine_async(2)  # CONFIRMATIONS=2: paid
+            await monero_chain.confirm_async([txid], 2)  # CONFIRMATIONS=2: paid (not a fixed count: see confirm)
             paid = await events.until(payment(address, 3))
             assert paid["tx_hashes"] == [txid]
 
@@ -70,9 +70,9 @@ async def test_payment_popped_and_replaced_by_another_branch(monero_chain: Chain
             await asyncio.to_thread(monerod_call, monero_chain, "send_raw_transaction", relayed)
             pool = await asyncio.to_thread(monerod_call, monero_chain, "get_transaction_pool_hashes", {})
             assert txid in pool["tx_hashes"]
-            await monero_chain.mine_async(1)  # one confirmation of 2: unconfirmed
+            await monero_chain.confirm_async([txid], 1)  # one confirmation of 2: unconfirmed
             await events.until(later(events, address, 3, 7))
-            await monero_chain.mine_async(1)
+            await monero_chain.confirm_async([txid], 2)
             again = await events.until(later(events, address, 4, 3))
             assert (again["tx_hashes"], again["sent_amount"]) == ([txid], "0.500000000000")
             stored = await d.call("get_request", address, xpub=view.view_only)

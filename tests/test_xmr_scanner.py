@@ -83,6 +83,12 @@ async def pay(chain: Chain, *destinations: tuple[str, str]) -> str:
     return await asyncio.to_thread(chain.pay, [(address, Decimal(amount)) for address, amount in destinations])
 
 
+def block_heights(chain: Chain, txids: list[str]) -> list[int]:
+    found = chain.monerod.post("get_transactions", {"txs_hashes": txids})["txs"]
+    assert not any(t["in_pool"] for t in found)
+    return [t["block_height"] for t in found]
+
+
 def pop_blocks(chain: Chain, count: int) -> None:
     payload = json.dumps({"nblocks": count}).encode()
     request = urllib.request.Request(f"{chain.monerod.url}/pop_blocks", data=payload)
@@ -126,18 +132,20 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
         split_2 = await pay(chain, (address[split], "0.5"))
         await events.until(status(address[split], 7))
         await events.until(status(address[shared], 7))
-        await chain.mine_async(2)
+        top = await chain.confirm_async([paid, split_1, split_2, shared_tx], 2)  # not a fixed count: see confirm
         for i in (single, split, shared):
             await events.until(status(address[i], 3))
         stored = await d.call("get_request", requests[split]["id"], xpub=keys[split].view_only)
         assert stored["status"] == 3 and stored["sent_amount"] == "1.000000000000"
         assert stored["tx_hashes"] == sorted([split_1, split_2])
-        assert stored["confirmations"] == 2  # mined in the first of the two blocks: 2, as wallet-rpc counts them
+        # as wallet-rpc counts them: the least confirmed transfer's, a transfer in the top block counting 1
+        split_heights = await asyncio.to_thread(block_heights, chain, [split_1, split_2])
+        assert stored["confirmations"] == top - max(split_heights) + 1
 
         # a restart between the payment and its block
         late = await pay(chain, (address[restarted], "1"))
         await events.until(status(address[restarted], 7))
-    await chain.mine_async(2)
+    await chain.confirm_async([late], 2)
     oracle = WalletRPC(tmp_path, chain.monerod.url)  # started later, for the comparison
     try:
         async with daemon(chain, tmp_path / "data", events) as d:
@@ -146,7 +154,7 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
             # a block popped, the transaction mined again on another branch
             moved = await pay(chain, (address[reorged], "1"))
             await events.until(status(address[reorged], 7))
-            height = await chain.mine_async(1)  # the new top block's height; one confirmation, short of 2
+            height = await chain.confirm_async([moved], 1)  # the block holding it, on top: one confirmation of 2
 
             async def balance(i: int) -> Decimal:
                 got = await d.call("getbalance", xpub=keys[i].view_only)
@@ -157,7 +165,7 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
             await asyncio.to_thread(pop_blocks, chain, 1)
             await until(lambda: balance(reorged), Decimal(0))  # back in the pool: received, not in a block
             assert d.daemon.scanner.store.block_hash(height) is None
-            await chain.mine_async(2)
+            await chain.confirm_async([moved], 2)
             await events.until(status(address[reorged], 3))
             assert d.daemon.scanner.store.block_hash(height) not in (None, first_hash)
             assert await balance(reorged) == Decimal(1)
@@ -165,7 +173,7 @@ async def test_many_watch_only_wallets_one_scanner(monero_chain: Chain, tmp_path
             # a block popped and a branch without the payment (dropped from the pool): the request is unpaid again
             gone = await pay(chain, (address[dropped], "1"))
             await events.until(status(address[dropped], 7))
-            await chain.mine_async(1)
+            await chain.confirm_async([gone], 1)
             await until(lambda: balance(dropped), Decimal(1))
             await asyncio.to_thread(pop_blocks, chain, 1)
             await asyncio.to_thread(json_rpc, chain.monerod.url, "flush_txpool", {"txids": [gone]})
