@@ -2,7 +2,9 @@
 
 Usage: ``.venv/bin/python bench/dispatch.py [--duration 8] [--warmup 2] [--connections 64] [--rounds 2]
 [--websockets 1000]``, or ``.venv/bin/python bench/dispatch.py --instructions [--requests 3000]
-[--warmup-requests 1000] [--connections 16]`` (needs valgrind: ``apt-get install -y valgrind``).
+[--warmup-requests 1000] [--connections 16] [--floors]`` (needs valgrind: ``apt-get install -y valgrind``).
+``--floors`` also counts the bare handler on aiohttp's low-level ``web.Server`` and a raw asyncio protocol
+that does next to no HTTP: what aiohttp's own request handling costs.
 
 Both servers run as separate processes on free loopback ports, exactly as ``python -m daemons``
 would run them (``BaseDaemon.run``); the load comes from a third process, the same client for both:
@@ -83,6 +85,56 @@ def serve_bare(port: int) -> None:
     app = web.Application()
     app.router.add_post("/", handle)
     web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
+def bare_answer(body: bytes) -> bytes:
+    call = json.loads(body)
+    answer = {"jsonrpc": "2.0", "id": call["id"], "result": call["params"][0] + call["params"][1]}
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
+def serve_bare_lowlevel(port: int) -> None:
+    """The bare handler on aiohttp's low-level ``web.Server`` (no Application, no router): aiohttp's floor."""
+    from aiohttp import web
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        return web.Response(body=bare_answer(await request.read()), content_type="application/json")
+
+    async def serve() -> None:
+        await asyncio.get_running_loop().create_server(web.Server(handle), "127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+class RawHTTP(asyncio.Protocol):
+    """Not a server to use: the least an asyncio program can do to answer this bench's requests (the head
+    found by its blank line, the body by Content-Length, nothing checked), to show what aiohttp's own
+    request handling costs."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport, self.buffer = transport, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            match = CONTENT_LENGTH.search(self.buffer, 0, end)
+            total = end + 4 + (int(match.group(1)) if match else 0)
+            if len(self.buffer) < total:
+                return
+            body, self.buffer = self.buffer[end + 4 : total], self.buffer[total:]
+            answer = bare_answer(body)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
+            self.transport.write(head % len(answer) + answer)
+
+
+def serve_raw_protocol(port: int) -> None:
+    async def serve() -> None:
+        await asyncio.get_running_loop().create_server(RawHTTP, "127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -332,6 +384,12 @@ def main_instructions(args: argparse.Namespace) -> None:
     print(f"daemon (POST / add):  {daemon:9.0f} instructions/request")
     print(f"bare aiohttp handler: {bare:9.0f} instructions/request")
     print(f"ratio daemon / bare, by instructions per request: {bare / daemon:.2f} (target >= 0.90, issue 18)")
+    if args.floors:
+        with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as data_path:
+            lowlevel = count_instructions("serve-bare-lowlevel", args, data_path)
+            raw = count_instructions("serve-raw-protocol", args, data_path)
+        print(f"bare handler on aiohttp's low-level web.Server: {lowlevel:9.0f} instructions/request")
+        print(f"raw asyncio protocol (no HTTP parsing to speak of): {raw:9.0f} instructions/request")
 
 
 def main() -> None:
@@ -343,6 +401,9 @@ def main() -> None:
     parser.add_argument("--websockets", type=int, default=1000)
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     parser.add_argument("--requests", type=int, default=3000, help="requests counted with --instructions")
+    parser.add_argument(
+        "--floors", action="store_true", help="with --instructions: also aiohttp's low-level server and a raw protocol"
+    )
     parser.add_argument("--warmup-requests", type=int, default=1000, help="warm-up requests with --instructions")
     args = parser.parse_args()
     if args.instructions:
@@ -406,6 +467,10 @@ if __name__ == "__main__":
         serve_daemon(int(sys.argv[2]), sys.argv[3])
     elif role == "serve-bare":
         serve_bare(int(sys.argv[2]))
+    elif role == "serve-bare-lowlevel":
+        serve_bare_lowlevel(int(sys.argv[2]))
+    elif role == "serve-raw-protocol":
+        serve_raw_protocol(int(sys.argv[2]))
     elif role == "load":
         port, pid, connections = map(int, sys.argv[2:5])
         warmup, duration = map(float, sys.argv[5:7])
