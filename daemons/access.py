@@ -59,10 +59,16 @@ def refusal(
     request: web.BaseRequest, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
 ) -> str | None:
     """Why this request may not be served, or None."""
-    origin = request.headers.get("Origin")
+    headers = request.headers
+    return refusal_of(headers.get("Origin"), headers.get("Host"), allowed_origins, check_host, origins_setting)
+
+
+def refusal_of(
+    origin: str | None, host: str | None, allowed_origins: frozenset[str], check_host: bool, origins_setting: str
+) -> str | None:
+    """``refusal`` for a request's ``Origin`` and ``Host`` values (None: the header is absent)."""
     if origin is not None and origin.strip().rstrip("/").lower() not in allowed_origins:
         return f"Forbidden: requests from web pages (Origin {origin[:100]!r}) need the origin in {origins_setting}"
-    host = request.headers.get("Host")
     if check_host and host is not None and not is_loopback_name(host):
         return f"Forbidden: Host {host[:100]!r} is not a loopback name, and this daemon listens on loopback only"
     return None

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import functools
 import hmac
+import json
 import logging
 import os
 import signal
@@ -22,10 +23,11 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonrpc
-from .access import check_basic_auth, public_health
+from .access import check_basic_auth, public_health, refusal_of
 from .connections import AcceptErrorLog, ConnectionGuard, connection_cap, raise_descriptor_limit
 from .datapath import prepare_data_path
 from .http_errors import QuietParseErrors
+from .http_fast import FastRPC
 from .http_routes import Routes
 from .http_rpc import BodyTimeout, answer_batch, encode_answer, read_body
 from .http_server import DaemonRunner
@@ -102,8 +104,29 @@ class HTTPEndpoints:
             on_startup=self.on_startup,
             on_shutdown=self.on_shutdown,
             on_cleanup=self.on_cleanup,
+            fast_rpc=self.fast_rpc(kwargs.get("keepalive_timeout", 3630.0)),  # aiohttp's default
             access_log=access_log,
             **kwargs,
+        )
+
+    def fast_rpc(self, keepalive_timeout: float) -> FastRPC:
+        """What the connections' fast path for ``POST /`` needs of the daemon (daemons/http_fast.py)."""
+        settings = self.settings
+        origins_setting = self.env_reader.variable("ALLOWED_ORIGINS")
+        check_host = is_loopback(settings.host)
+        allowed = settings.allowed_origins
+
+        def refusal(origin: str | None, host: str | None) -> str | None:
+            return refusal_of(origin, host, allowed, check_host, origins_setting)
+
+        return FastRPC(
+            self.answer_rpc,
+            self.authorized_header,
+            refusal,
+            self.metrics.observe_http,
+            settings.max_body_size,
+            settings.body_timeout,
+            keepalive_timeout,
         )
 
     async def serve(self) -> None:
@@ -126,7 +149,9 @@ class HTTPEndpoints:
     # -- HTTP handlers ------------------------------------------------------------------------
 
     def authorized(self, request: web.BaseRequest) -> bool:
-        header = request.headers.get("Authorization")
+        return self.authorized_header(request.headers.get("Authorization"))
+
+    def authorized_header(self, header: str | None) -> bool:
         # Fast path: the canonical header, compared whole in constant time; any other form is parsed.
         if header is not None and hmac.compare_digest(header.encode("utf-8", "replace"), self.expected_auth):
             return True
@@ -169,13 +194,24 @@ class HTTPEndpoints:
         settings = self.settings
         try:
             body = await read_body(request, settings.max_body_size, settings.body_timeout)
-            payload = jsonrpc.decode_body(body)
         except RPCError as error:
             status = 408 if isinstance(error, BodyTimeout) else 413 if error.code == INVALID_REQUEST else 200
             response = web.json_response(jsonrpc.error_response(None, error), status=status)
             if status == 408:
                 response.force_close()  # the rest of the body may still come: the stream cannot be reused
             return response
+        status, text = await self.answer_rpc(body)
+        if text is None:
+            return web.Response(status=204)
+        return web.Response(status=status, text=text, content_type="application/json")
+
+    async def answer_rpc(self, body: bytes) -> tuple[int, str | None]:
+        """The answer to a ``POST /`` body, whatever server read it: (HTTP status, JSON text; None for 204)."""
+        try:
+            payload = jsonrpc.decode_body(body)
+        except RPCError as error:  # worded as web.json_response words it (json.dumps' default separators)
+            return 200, json.dumps(jsonrpc.error_response(None, error))
+        settings = self.settings
         if isinstance(payload, list):
             text = await answer_batch(
                 payload, self.handle_single, settings.max_batch_length, settings.max_batch_response_size
@@ -183,6 +219,4 @@ class HTTPEndpoints:
         else:
             answer = await self.handle_single(payload)
             text = None if answer is None else encode_answer(answer)
-        if text is None:
-            return web.Response(status=204)
-        return web.Response(text=text, content_type="application/json")
+        return (204, None) if text is None else (200, text)

@@ -23,6 +23,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from .connections import ConnectionGuard
 from .http_errors import JSONErrorRequestHandler, raw_error_response
+from .http_fast import FastConnection, FastRPC
 
 # The answer to a connection that a cap refuses (see daemons.connections), written before its request.
 REFUSED_RESPONSE = raw_error_response(503, "Service unavailable: too many open connections, try again later")
@@ -56,7 +57,14 @@ class DaemonServer(web.Server):
             message, payload, protocol, writer, task, self._loop, client_max_size=self.client_max_size
         )
 
-    def __call__(self) -> RequestHandler:
+    fast_rpc: FastRPC | None = None  # when set, connections start on the fast path for POST / (http_fast.py)
+
+    def __call__(self) -> Any:
+        if self.fast_rpc is not None:
+            return FastConnection(self, self.fast_rpc, self.make_handler)
+        return self.make_handler()
+
+    def make_handler(self) -> RequestHandler:
         return JSONErrorRequestHandler(self, loop=self._loop, **self._kwargs)
 
     def connection_made(self, handler: RequestHandler, transport: Any) -> None:
@@ -85,9 +93,11 @@ class DaemonRunner(web.BaseRunner):
         on_startup: Hook,
         on_shutdown: Hook,
         on_cleanup: Hook,
+        fast_rpc: FastRPC | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.fast_rpc = fast_rpc
         self.handler = handler
         self.guard = guard
         self.observe_http = observe_http
@@ -100,7 +110,9 @@ class DaemonRunner(web.BaseRunner):
         self.started = True
         loop = asyncio.get_running_loop()
         kwargs = self._kwargs
-        return DaemonServer(self.handler, self.guard, self.observe_http, self.client_max_size, loop=loop, **kwargs)
+        server = DaemonServer(self.handler, self.guard, self.observe_http, self.client_max_size, loop=loop, **kwargs)
+        server.fast_rpc = self.fast_rpc
+        return server
 
     async def shutdown(self) -> None:
         if self.started:
