@@ -167,12 +167,14 @@ class FastConnection(asyncio.Protocol):
         self.buffer = bytearray()
         self.busy = False  # a request is being answered: later bytes wait in the buffer
         self.paused = False  # reading paused while they are too many
+        self.write_paused = False  # the transport's buffer is full: the client is not reading its answers
         self.closing = False  # close once the request being answered is answered
         self.head: PlainPost | None = None  # the request whose body is awaited
         self.body_deadline: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
         self.idle_check: asyncio.TimerHandle | None = None
         self.answered: asyncio.Future[None] | None = None  # set while answering, for shutdown
+        self.task: asyncio.Task[None] | None = None
         self._task_handler = None  # what web.Server.connection_lost reads of a connection
 
     # -- asyncio's calls ---------------------------------------------------------------------------
@@ -186,12 +188,21 @@ class FastConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if self.busy:  # pipelined requests wait; past one full request's size, the client waits too
+        if self.busy or self.write_paused:  # pipelined requests wait; past one full request's size, the client too
             if not self.paused and len(self.buffer) > self.rpc.max_body_size + MAX_HEAD and self.transport is not None:
                 self.transport.pause_reading()
                 self.paused = True
         elif not self.closing:
             self.read_requests()
+
+    def pause_writing(self) -> None:
+        # The client does not read its answers: answer nothing more until it does (what aiohttp's drain does).
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.busy and not self.closing:
+            self.resume()
 
     def eof_received(self) -> bool:
         return False  # the client is done sending: close once the answers are out (as aiohttp does)
@@ -243,7 +254,7 @@ class FastConnection(asyncio.Protocol):
         del self.buffer[: head.length]
         self.busy = True
         self.answered = self.loop.create_future()
-        self.loop.create_task(self.answer(head, body))
+        self.task = self.loop.create_task(self.answer(head, body))  # kept: the loop holds tasks only weakly
 
     def read_head(self) -> bool:
         """Take the next head from the buffer: True when it is a plain POST / whose body may be read. Refused
@@ -332,9 +343,14 @@ class FastConnection(asyncio.Protocol):
             self.closing = True
             return
         self.touch()
-        if self.paused and transport is not None:
+        if not self.write_paused:
+            self.resume()
+
+    def resume(self) -> None:
+        """Read again: the next request waiting in the buffer, and the socket if it was paused."""
+        if self.paused and self.transport is not None:
             self.paused = False
-            transport.resume_reading()
+            self.transport.resume_reading()
         if self.buffer:
             self.read_requests()
 

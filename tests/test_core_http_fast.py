@@ -183,3 +183,22 @@ async def test_pipelined_requests_are_answered_in_order_even_when_the_first_is_s
             ids.append(re.search(rb'"id":(\d+)', body).group(1))
         writer.close()
     assert ids == [b"1", b"2"]
+
+
+async def test_a_client_that_does_not_read_its_answers_is_not_answered_into_memory() -> None:
+    """Pipelined calls with large answers, none read: the daemon stops answering (and reading) until the client
+    reads, as aiohttp's drain does, instead of holding every answer in the socket's write buffer."""
+    async with running_daemon(SampleDaemon) as d:
+        port = int(d.url.rsplit(":", 1)[1])
+        call = b'{"jsonrpc":"2.0","id":1,"method":"echo","params":["%s"]}' % (b"x" * 50_000)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(plain(call) * 200)  # 10 MB of answers if all were made
+        await asyncio.sleep(1.5)
+        buffered = [conn.transport.get_write_buffer_size() for conn in d.daemon.guard.open]
+        assert buffered and max(buffered) < 1_000_000
+        answered = 0
+        while answered < 200:  # reading them all, every one comes
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            await reader.readexactly(int(re.search(rb"Content-Length: (\d+)", head).group(1)))
+            answered += 1
+        writer.close()
