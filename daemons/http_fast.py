@@ -43,7 +43,16 @@ logger = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024  # a longer head goes to aiohttp, which enforces its own line and field limits
 MAX_HEADERS = 100
-TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+PLAIN_HEAD = re.compile(rb"POST / HTTP/1\.1(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n\x00]*)*")
+FIELD = re.compile(rb"\r\n([^:]+):([^\r]*)")
+FIELDS_READ = {
+    b"content-length": "length",
+    b"connection": "connection",
+    b"authorization": "authorization",
+    b"origin": "origin",
+    b"host": "host",
+    **dict.fromkeys((b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"), "refused"),
+}
 SERVER = SERVER_SOFTWARE.encode()  # what aiohttp's answers say
 UNAUTHORIZED_TEXT = json.dumps(
     {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Unauthorized"}, "id": None}
@@ -65,40 +74,41 @@ class PlainPost:
 
 def read_plain_post(head: bytes) -> PlainPost | None:
     """The head (without its blank line) as a PlainPost, or None: not of the plain form (aiohttp's to read)."""
-    lines = head.split(b"\r\n")
-    if lines[0] != b"POST / HTTP/1.1" or len(lines) > MAX_HEADERS + 1:
+    if PLAIN_HEAD.fullmatch(head) is None:  # the request line, then header lines "token:value" (no CR, LF, NUL)
+        return None
+    fields = FIELD.findall(head)
+    if len(fields) > MAX_HEADERS:
         return None
     length = authorization = origin = host = None
     close = False
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not TOKEN.fullmatch(name) or b"\n" in value or b"\r" in value or b"\x00" in value:
+    for name, value in fields:
+        kind = FIELDS_READ.get(name.lower())
+        if kind is None:
+            continue
+        if kind == "refused":
             return None
         value = value.strip(b" \t")
-        name = name.lower()
-        if name == b"content-length":
+        if kind == "length":
             if length is not None or not value.isdigit() or len(value) > 15:
                 return None
             length = int(value)
-        elif name in (b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"):
-            return None
-        elif name == b"authorization":
-            if authorization is not None:
-                return None
-            authorization = value.decode("latin-1")
-        elif name == b"origin":
-            if origin is not None:
-                return None
-            origin = value.decode("latin-1")
-        elif name == b"host":
-            if host is not None:
-                return None
-            host = value.decode("latin-1")
-        elif name == b"connection":
+        elif kind == "connection":
             tokens = {token.strip().lower() for token in value.split(b",")}
             if b"upgrade" in tokens:
                 return None
             close = close or b"close" in tokens
+        elif kind == "authorization":
+            if authorization is not None:
+                return None
+            authorization = value.decode("latin-1")
+        elif kind == "origin":
+            if origin is not None:
+                return None
+            origin = value.decode("latin-1")
+        else:
+            if host is not None:
+                return None
+            host = value.decode("latin-1")
     if length is None:
         return None
     return PlainPost(length, authorization, origin, host, close)
