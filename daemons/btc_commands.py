@@ -55,10 +55,12 @@ class CommandsMixin(FastCallsMixin):
     async def call(self, method: RPCMethod, bound: Any) -> Any:
         wallet = bound.arguments.get("wallet")
         online = self.network is not None  # offline, the stored history is all there is
+        # A network method's headers were checked by execute (wait_network_ready) just before: checked again
+        # here only while the wallet is behind.
         if (
             wallet is not None
             and (method.requires_network or (online and method.name in HISTORY_METHODS))
-            and not (self.headers_synchronized() and wallet.is_up_to_date())  # caught up: no wait to set up
+            and not (wallet.is_up_to_date() and (method.requires_network or self.headers_synchronized()))
         ):
             await self.wait_until(lambda: self.headers_synchronized() and wallet.is_up_to_date(), "the wallet")
         if self.dynamic_methods.get(method.name) is method:

@@ -183,8 +183,7 @@ class FastConnection(asyncio.Protocol):
         self.body_deadline: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
         self.idle_check: asyncio.TimerHandle | None = None
-        self.answered: asyncio.Future[None] | None = None  # set while answering, for shutdown
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # the request being answered (shutdown waits for it)
         self._task_handler = None  # what web.Server.connection_lost reads of a connection
 
     # -- asyncio's calls ---------------------------------------------------------------------------
@@ -239,9 +238,9 @@ class FastConnection(asyncio.Protocol):
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:
         self.closing = True
-        if self.busy and self.answered is not None:
+        if self.busy and self.task is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.answered), timeout)
+                await asyncio.wait_for(asyncio.shield(self.task), timeout)
         if self.transport is not None:
             self.transport.close()
 
@@ -263,7 +262,6 @@ class FastConnection(asyncio.Protocol):
         body = bytes(self.buffer[: head.length])
         del self.buffer[: head.length]
         self.busy = True
-        self.answered = self.loop.create_future()
         self.task = self.loop.create_task(self.answer(head, body))  # kept: the loop holds tasks only weakly
 
     def read_head(self) -> bool:
@@ -347,8 +345,6 @@ class FastConnection(asyncio.Protocol):
             transport.write(answer_bytes(status, text, close, extra))
             if close:
                 transport.close()
-        if self.answered is not None and not self.answered.done():
-            self.answered.set_result(None)
         if close:
             self.closing = True
             return
