@@ -81,6 +81,54 @@ async def test_getaddresshistory_answers_as_electrum_before_and_after_a_new_paym
         assert [await call_error(d, "getaddresshistory", text) for text in bad] == fast
 
 
+async def test_getaddresshistory_asks_the_main_server_directly_and_electrums_path_when_it_fails(regtest_stack):
+    """The request goes to the main server without Electrum's retrying wrapper; when that request fails (an
+    error, or cancelled as aiorpcx cancels requests of a lost connection), Electrum's path answers."""
+    from electrum.commands import Commands
+
+    env = {"OFFLINE": "false", "SERVER": regtest_stack.electrum_server, "ONESERVER": "true", "SYNC_TIMEOUT": "60"}
+    async with btc_daemon(env) as d:
+        address = key_pair(56, "p2wpkh").first_address()
+        await regtest_stack.amine(1, address)
+        network, interface = d.daemon.network, d.daemon.network.interface
+        direct = Commands(config=d.daemon.electrum_config, network=network, daemon=None)
+        for _ in range(200):
+            expected = await direct.getaddresshistory(address)
+            if expected:
+                break
+            await asyncio.sleep(0.05)
+        assert expected
+        through_electrum = []
+        electrums = network.get_history_for_scripthash
+
+        async def counted(scripthash):
+            through_electrum.append(scripthash)
+            return await electrums(scripthash)
+
+        network.get_history_for_scripthash = counted
+        servers = interface.get_history_for_scripthash
+        try:
+            assert await d.call("getaddresshistory", address) == expected
+            assert through_electrum == []  # the main server answered directly
+
+            # Each fails once (Electrum's path then asks again, as it would on the next server).
+            async def failing(scripthash):
+                interface.get_history_for_scripthash = servers
+                raise RuntimeError("request timed out")
+
+            async def cancelled(scripthash):
+                interface.get_history_for_scripthash = servers
+                raise asyncio.CancelledError  # what aiorpcx raises in a request whose connection is lost
+
+            for broken in (failing, cancelled):
+                interface.get_history_for_scripthash = broken
+                assert await d.call("getaddresshistory", address) == expected
+            assert len(through_electrum) == 2  # each failure answered through Electrum's path
+        finally:
+            interface.get_history_for_scripthash = servers
+            network.get_history_for_scripthash = electrums
+
+
 def output_scripts() -> list[bytes]:
     """Scripts of every address type, of none (OP_RETURN, bare multisig, malformed) and one too long to keep."""
     from electrum import bitcoin
