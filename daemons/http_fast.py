@@ -328,6 +328,9 @@ class FastConnection(asyncio.Protocol):
         close = head.close
         try:
             status, text = await self.rpc.answer(body)
+        except asyncio.CancelledError:  # no answer will come: the client must not wait for one
+            self.force_close()
+            raise
         except Exception:  # as aiohttp's handle_error answers a handler's failure
             logger.exception("answering POST / failed")
             status, text, close = 500, error_body(500, "Internal error"), True

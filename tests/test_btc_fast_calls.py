@@ -122,7 +122,8 @@ async def test_getaddresshistory_asks_the_main_server_directly_and_electrums_pat
 
             for broken in (failing, cancelled):
                 interface.get_history_for_scripthash = broken
-                assert await d.call("getaddresshistory", address) == expected
+                async with asyncio.timeout(60):
+                    assert await d.call("getaddresshistory", address) == expected
             assert len(through_electrum) == 2  # each failure answered through Electrum's path
         finally:
             interface.get_history_for_scripthash = servers

@@ -202,3 +202,23 @@ async def test_a_client_that_does_not_read_its_answers_is_not_answered_into_memo
             await reader.readexactly(int(re.search(rb"Content-Length: (\d+)", head).group(1)))
             answered += 1
         writer.close()
+
+
+async def test_a_call_cancelled_inside_closes_its_connection_rather_than_leaving_the_client_waiting() -> None:
+    """A library may cancel a future a call awaits (aiorpcx does when a server connection drops): no answer
+    will come, so the connection is closed at once, and the daemon serves on."""
+    async with running_daemon(SampleDaemon) as d:
+        port = int(d.url.rsplit(":", 1)[1])
+        handle_single = d.daemon.handle_single
+
+        async def cancelled(payload):
+            d.daemon.handle_single = handle_single
+            raise asyncio.CancelledError
+
+        d.daemon.handle_single = cancelled
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(plain(CALL))
+        assert await asyncio.wait_for(reader.read(), 30) == b""
+        writer.close()
+        [fine] = await exchange(port, plain(CALL))
+        assert b'"result":3' in fine
