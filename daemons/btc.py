@@ -228,6 +228,7 @@ class BTCDaemon(
         self.unregister_callbacks()
         if self.electrum_daemon is not None:
             await self.electrum_daemon.stop()
+        self.server_requests.stop()
         if self.router is not None:
             self.router.stop()
         self.release_globals()

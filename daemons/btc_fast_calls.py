@@ -56,6 +56,7 @@ class FastCallsMixin:
         self._plain_commands: dict[str, Any] = {}  # command name -> Electrum's Command, when its wrapper is skippable
         self.address_validity = PureResults()  # address text -> the library's validateaddress answer
         self.address_scripthashes = PureResults()  # address text -> its Electrum-protocol script hash
+        self.server_requests = ServerRequests()  # getaddresshistory's requests to the main server
         self.balance_answers: dict[int, BalanceAnswer] = {}  # id(wallet) -> its last getbalance (btc_fast_balance)
 
     async def run_library_command(self, method: RPCMethod, arguments: dict[str, Any]) -> Any:
@@ -129,21 +130,53 @@ class FastCallsMixin:
         """The main server's history of a script hash. Electrum's ``Network.get_history_for_scripthash`` runs each
         request in a task group beside a wait for the server's disconnection, to retry on another server: that
         costs more than the request (bench/README, issue 18). So the request goes to the connected main server
-        directly, and only if it does not answer (an error, a time-out, the connection lost: Electrum's
-        aiorpcx cancels the request then) is it made again through Electrum's path, which retries, switches
-        servers and words the errors as the command always has. The answer is the server's either way."""
+        directly (``ServerRequests``: given up when that connection is lost, as Electrum gives up on it), and
+        only if it does not answer (an error, a time-out, the connection lost) is it made again through
+        Electrum's path, which retries, switches servers and words the errors as the command always has. The
+        answer is the server's either way."""
         network = self.network
         interface = network.interface
         if interface is not None and interface.ready.done() and not interface.got_disconnected.is_set():
             task = asyncio.current_task()
             try:
-                return await interface.get_history_for_scripthash(scripthash)
+                return await self.server_requests.send(interface, interface.get_history_for_scripthash(scripthash))
             except asyncio.CancelledError:
                 if task is not None and task.cancelling():
                     raise  # this call itself is cancelled, not the server's request
             except Exception as exc:
                 logger.debug("script hash history from the main server failed (%r); asking through Electrum", exc)
         return await network.get_history_for_scripthash(scripthash)
+
+
+class ServerRequests:
+    """Requests sent to a server connection (an Electrum interface) directly, each in its own task, all cancelled
+    when that connection is lost: one watcher per connection rather than one per request."""
+
+    def __init__(self) -> None:
+        self.pending: dict[Any, set[asyncio.Task[Any]]] = {}  # interface -> its requests in flight
+        self.watchers: dict[Any, asyncio.Task[None]] = {}
+
+    def send(self, interface: Any, request: Any) -> asyncio.Task[Any]:
+        if interface not in self.watchers:
+            self.pending[interface] = set()
+            self.watchers[interface] = asyncio.ensure_future(self.watch(interface))
+        task = asyncio.ensure_future(request)
+        pending = self.pending[interface]
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return task
+
+    async def watch(self, interface: Any) -> None:
+        try:
+            await interface.got_disconnected.wait()
+        finally:
+            for task in self.pending.pop(interface, ()):
+                task.cancel()
+            self.watchers.pop(interface, None)
+
+    def stop(self) -> None:
+        for watcher in list(self.watchers.values()):
+            watcher.cancel()
 
 
 UNKNOWN: Any = object()
