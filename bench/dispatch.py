@@ -107,6 +107,16 @@ def serve_bare_lowlevel(port: int) -> None:
     asyncio.run(serve())
 
 
+def next_message(buffer: bytes) -> tuple[int, int] | None:
+    """(where the head ends, where the message ends) of the first whole HTTP message in ``buffer``, or None."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    match = CONTENT_LENGTH.search(buffer, 0, end)
+    total = end + 4 + (int(match.group(1)) if match else 0)
+    return (end, total) if len(buffer) >= total else None
+
+
 class RawHTTP(asyncio.Protocol):
     """Not a server to use: the least an asyncio program can do to answer this bench's requests (the head
     found by its blank line, the body by Content-Length, nothing checked), to show what aiohttp's own
@@ -118,11 +128,8 @@ class RawHTTP(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            match = CONTENT_LENGTH.search(self.buffer, 0, end)
-            total = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self.buffer) < total:
-                return
+        while (found := next_message(self.buffer)) is not None:
+            end, total = found
             body, self.buffer = self.buffer[end + 4 : total], self.buffer[total:]
             answer = bare_answer(body)
             head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
@@ -157,11 +164,8 @@ class KeepAlive(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            match = CONTENT_LENGTH.search(self.buffer, 0, end)
-            total = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self.buffer) < total:
-                return
+        while (found := next_message(self.buffer)) is not None:
+            end, total = found
             status, body = self.buffer[9:12], self.buffer[end + 4 : total]
             self.buffer = self.buffer[total:]
             self.answered(status, body)
